@@ -1,0 +1,57 @@
+"""``to_deploy(model)``: the inference form of a trained network.
+
+A module opts in by defining ``deploy_form() -> nn.Module``, valid in eval mode: ConvBN folds its
+BN, ACB fuses its three branches into one conv, SPConv and deformable conv fold their BNs, and a
+Shape Adaptor freezes σ and its output size. The walk replaces each such module by its deploy form
+and then continues inside the replacement, so nested ops are converted too.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from blocknas.spaces.adaptor import ShapeAdaptor
+
+
+def to_deploy(model: nn.Module, example_input: torch.Tensor | None = None) -> nn.Module:
+    """An eval-mode copy in deploy form; its outputs equal ``model.eval()``'s.
+
+    Shape Adaptors are frozen at the sizes they produce for ``example_input`` (default: zeros
+    of the network's spec input, batch 1).
+
+    >>> from blocknas import ArchSpec, build
+    >>> spec = ArchSpec.from_dict({"version": 1, "input": [1, 8, 8], "num_classes": 10,
+    ...     "stem": {"out": 8}, "layers": [{"block": "plain", "op": "acb", "out": 8}]})
+    >>> net = build(spec).eval()
+    >>> x = torch.randn(1, 1, 8, 8)
+    >>> bool(torch.allclose(net(x), to_deploy(net)(x), atol=1e-5))
+    True
+    """
+    deployed = copy.deepcopy(model).eval()
+    if any(isinstance(m, ShapeAdaptor) for m in deployed.modules()):
+        if example_input is None:
+            shape = getattr(model, "input_shape", None)
+            if shape is None:
+                raise ValueError(
+                    "to_deploy needs example_input for a model with Shape Adaptors that is not "
+                    "a blocknas Network"
+                )
+            p = next(deployed.parameters())
+            example_input = torch.zeros(1, *shape, device=p.device, dtype=p.dtype)
+        with torch.no_grad():
+            deployed(example_input)  # records each adaptor's output size
+    with torch.no_grad():
+        deployed = _convert(deployed)
+    return deployed.eval()
+
+
+def _convert(module: nn.Module) -> nn.Module:
+    deploy_form = getattr(module, "deploy_form", None)
+    if callable(deploy_form):
+        module = deploy_form()
+    for name, child in list(module.named_children()):
+        setattr(module, name, _convert(child))
+    return module
