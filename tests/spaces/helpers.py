@@ -7,18 +7,9 @@ import warnings
 import torch
 from torch import nn
 
+from blocknas.spaces.selftest import randomize_bn
 
-def randomize_bn(module: nn.Module, seed: int = 0) -> None:
-    """Give every BN non-trivial statistics and affine parameters, so folding is really tested."""
-    g = torch.Generator().manual_seed(seed)
-    for m in module.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            n = m.num_features
-            with torch.no_grad():
-                m.running_mean.copy_(torch.randn(n, generator=g) * 0.5)
-                m.running_var.copy_(torch.rand(n, generator=g) * 1.5 + 0.5)
-                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
-                m.bias.copy_(torch.randn(n, generator=g) * 0.5)
+__all__ = ["randomize_bn"]
 
 
 def assert_grads_reach_every_parameter(module: nn.Module, out: torch.Tensor) -> None:

@@ -17,49 +17,28 @@ from torch import nn
 from blocknas import ArchSpec, SpecError, build, to_deploy
 from blocknas.spaces import BLOCKS, OPS, FrozenShapeAdaptor
 from blocknas.spaces.ops.acb import ACBlock
+from blocknas.spaces.selftest import (
+    combination_layer,
+    combination_spec,
+    is_forbidden,
+    randomize_bn,
+)
 from tests.spaces.helpers import (
     assert_close_rel,
     assert_grads_reach_every_parameter,
     assert_traces,
-    randomize_bn,
 )
 
 STEM = 32
 
 
 def forbidden(block: str, op: str) -> bool:
-    return BLOCKS.get(block).depthwise_op and not OPS.get(op).depthwise_ok
+    return is_forbidden(block, op)
 
 
-def layer_for(block: str, op: str, stride: int, kernel: int, variant: int) -> dict[str, Any]:
-    """A layer exercising the block; ``variant`` 1 adds SE, groups 2 and α ¼ where they apply."""
-    bcls, ocls = BLOCKS.get(block), OPS.get(op)
-    out = 2 * STEM if stride == 2 else STEM
-    layer: dict[str, Any] = {
-        "block": block, "op": op, "out": out, "stride": stride, "kernel": kernel, "adaptor": True,
-    }
-    if variant:
-        layer["attention"] = "se"
-        if "groups" in bcls.uses and "groups" in ocls.uses:
-            layer["groups"] = 2
-        if "alpha" in ocls.uses:
-            layer["alpha"] = 0.25
-        if "shortcut" in bcls.uses:
-            layer["shortcut"] = "d"
-    return layer
-
-
-def spec_for(layer: dict[str, Any], size: int) -> ArchSpec:
-    return ArchSpec.from_dict(
-        {
-            "version": 1,
-            "input": [3, size, size],
-            "num_classes": 5,
-            "stem": {"out": STEM},
-            "layers": [layer],
-            "adaptors": {"alpha_init": 1.0},
-        }
-    )
+def spec_of(block: str, op: str, stride: int, kernel: int, size: int, rich: bool) -> ArchSpec:
+    layer = combination_layer(block, op, width=STEM, stride=stride, kernel=kernel, rich=rich)
+    return combination_spec(layer, size=size, width=STEM)
 
 
 def allowed_cases() -> list[Any]:
@@ -86,7 +65,7 @@ def test_block_conformance(
     block: str, op: str, stride: int, kernel: int, size: int, variant: int
 ) -> None:
     torch.manual_seed(0)
-    spec = spec_for(layer_for(block, op, stride, kernel, variant), size)
+    spec = spec_of(block, op, stride, kernel, size, rich=bool(variant))
     net = build(spec)
     x = torch.randn(4, 3, size, size)
     y = torch.tensor([0, 3, 1, 4])
@@ -135,4 +114,4 @@ def test_some_combinations_are_forbidden() -> None:
 @pytest.mark.parametrize(("block", "op"), forbidden_cases())
 def test_forbidden_combination_raises_spec_error(block: str, op: str) -> None:
     with pytest.raises(SpecError, match=r"layers\[0\]\.op: op \w+ cannot run depthwise"):
-        spec_for(layer_for(block, op, 2, 3, 0), 9)
+        spec_of(block, op, 2, 3, 9, rich=False)

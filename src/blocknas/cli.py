@@ -1,0 +1,142 @@
+"""The ``blocknas`` command line: a thin layer over the Python API.
+
+Bad input ends with one line on stderr naming what is wrong and exit status 2; ``--debug``
+shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import click
+import typer
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Neural architecture search for CNNs under MACs and latency budgets.",
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def user_errors(fn: F) -> F:
+    """Turn the errors a user can cause into a one-line message and exit status 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from blocknas.spaces.errors import SpecError
+
+        try:
+            return fn(*args, **kwargs)
+        except (SpecError, ValueError, OSError) as e:
+            ctx = click.get_current_context(silent=True)
+            if ctx is not None and ctx.find_root().params.get("debug"):
+                raise
+            _fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@app.callback()
+def _main(
+    debug: Annotated[bool, typer.Option("--debug", help="Show Python tracebacks.")] = False,
+) -> None:
+    """Global options; ``--debug`` is read back from the root context by :func:`user_errors`."""
+
+
+@app.command()
+@user_errors
+def blocks(
+    verify: Annotated[
+        bool,
+        typer.Option(
+            "--verify",
+            help="Build every block × op combination, train one step and check its deploy form.",
+        ),
+    ] = False,
+) -> None:
+    """List the registered ops, blocks and stems; with --verify, test every combination.
+
+    Example: blocknas blocks --verify
+    """
+    from blocknas.spaces import BLOCKS, OPS, STEMS
+
+    typer.echo("ops:    " + ", ".join(OPS.names()))
+    typer.echo("blocks: " + ", ".join(BLOCKS.names()))
+    typer.echo("stems:  " + ", ".join(STEMS.names()))
+    if not verify:
+        return
+    from blocknas.spaces.selftest import verify_all
+
+    typer.echo(f"\n{'block':<18}{'op':<8}{'status':<10}{'params':>9}{'deploy':>9}  max rel diff")
+    failed = 0
+    for c in verify_all():
+        if c.status == "ok":
+            typer.echo(
+                f"{c.block:<18}{c.op:<8}{c.status:<10}{c.params:>9,}{c.deploy_params:>9,}"
+                f"  {c.rel_diff:.1e}"
+            )
+        else:
+            failed += c.status == "failed"
+            typer.echo(f"{c.block:<18}{c.op:<8}{c.status:<10}  {c.message}")
+    if failed:
+        _fail(f"{failed} combination(s) failed")
+
+
+@app.command()
+@user_errors
+def check(
+    spec_file: Annotated[Path, typer.Argument(help="An ArchSpec file (.yaml or .json).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Validate a spec, build it, and compare its deploy form with the training form.
+
+    Example: blocknas check examples/specs/resnet20_acb.yaml --json
+    """
+    import torch
+
+    from blocknas import ArchSpec, build, to_deploy
+
+    spec = ArchSpec.from_file(spec_file)
+    torch.manual_seed(0)
+    net = build(spec).eval()
+    deployed = to_deploy(net)
+    x = torch.randn(2, *spec.input)
+    with torch.no_grad():
+        ref, out = net(x), deployed(x)
+    result = {
+        "layers": len(spec.layers),
+        "params": sum(p.numel() for p in net.parameters()),
+        "deploy_params": sum(p.numel() for p in deployed.parameters()),
+        "output": list(ref.shape[1:]),
+        "deploy_max_abs_diff": float((ref - out).abs().max()),
+    }
+    if as_json:
+        typer.echo(json.dumps(result))
+    else:
+        typer.echo(
+            f"{spec_file}: ok, {result['layers']} layers, {result['params']:,} params "
+            f"({result['deploy_params']:,} deployed), output {result['output']}, "
+            f"deploy max abs diff {result['deploy_max_abs_diff']:.1e}"
+        )
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app(prog_name="blocknas")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
