@@ -36,7 +36,9 @@ def test_bad_spec_is_one_line_on_stderr_with_exit_2(tmp_path: Path) -> None:
     # The real console script: no traceback reaches the user.
     proc = subprocess.run(
         [sys.executable, "-m", "blocknas.cli", "check", str(bad)],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert proc.returncode == 2
     assert proc.stdout == ""

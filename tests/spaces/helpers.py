@@ -34,7 +34,9 @@ def assert_traces(module: nn.Module, x: torch.Tensor) -> None:
     """torch.jit.trace works and the traced module reproduces the eager outputs."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        warnings.simplefilter("ignore", FutureWarning)  # jit.trace is deprecated but still the check asked for
+        warnings.simplefilter(
+            "ignore", FutureWarning
+        )  # jit.trace is deprecated but still the check asked for
         traced = torch.jit.trace(module, x, check_trace=False)
     with torch.no_grad():
         assert_close_rel(module(x), traced(x), rel=1e-5)

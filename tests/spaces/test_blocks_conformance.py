@@ -53,7 +53,12 @@ def allowed_cases() -> list[Any]:
                         variant = int(kernel == 5)
                         cases.append(
                             pytest.param(
-                                block, op, stride, kernel, size, variant,
+                                block,
+                                op,
+                                stride,
+                                kernel,
+                                size,
+                                variant,
                                 id=f"{block}-{op}-s{stride}-k{kernel}-{size}px",
                             )
                         )
@@ -99,7 +104,10 @@ def test_block_conformance(
 
 def forbidden_cases() -> list[Any]:
     return [
-        pytest.param(b, o, id=f"{b}-{o}") for b in BLOCKS.names() for o in OPS.names() if forbidden(b, o)
+        pytest.param(b, o, id=f"{b}-{o}")
+        for b in BLOCKS.names()
+        for o in OPS.names()
+        if forbidden(b, o)
     ]
 
 

@@ -43,14 +43,22 @@ def op_cases() -> list[Any]:
                             for size in (7, 8):
                                 cases.append(
                                     pytest.param(
-                                        name, kernel, stride, g, alpha, dilation, size,
+                                        name,
+                                        kernel,
+                                        stride,
+                                        g,
+                                        alpha,
+                                        dilation,
+                                        size,
                                         id=f"{name}-k{kernel}-s{stride}-g{g}-a{alpha}-d{dilation}-{size}px",
                                     )
                                 )
     return cases
 
 
-@pytest.mark.parametrize(("name", "kernel", "stride", "groups", "alpha", "dilation", "size"), op_cases())
+@pytest.mark.parametrize(
+    ("name", "kernel", "stride", "groups", "alpha", "dilation", "size"), op_cases()
+)
 def test_op_conformance(
     name: str, kernel: int, stride: int, groups: int | str, alpha: float, dilation: int, size: int
 ) -> None:

@@ -42,8 +42,10 @@ def test_round_trip_json_and_yaml(tmp_path: Path) -> None:
     assert ArchSpec.from_json(spec.to_json()) == spec
     assert spec.layers[2].act == "relu6"  # inverted's default activation is resolved
     p = tmp_path / "net.yaml"
-    p.write_text("version: 1\ninput: [3, 32, 32]\nnum_classes: 10\nstem: {out: 16}\n"
-                 "layers:\n  - {block: plain, op: dwsep, out: 32, stride: 2}\n")
+    p.write_text(
+        "version: 1\ninput: [3, 32, 32]\nnum_classes: 10\nstem: {out: 16}\n"
+        "layers:\n  - {block: plain, op: dwsep, out: 32, stride: 2}\n"
+    )
     loaded = ArchSpec.from_file(p)
     assert loaded.layers[0].op == "dwsep" and loaded.head.pool == "avg"
     j = tmp_path / "net.json"
@@ -55,36 +57,99 @@ def test_round_trip_json_and_yaml(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("path", "value", "message"),
     [
-        ("layers[0].groups", 3, r"^layers\[0\]\.groups: groups=3 must divide the op's input channels 16$"),
-        ("layers[0].block", "resnet", r"^layers\[0\]\.block: unknown block 'resnet'; valid: basic, "),
+        (
+            "layers[0].groups",
+            3,
+            r"^layers\[0\]\.groups: groups=3 must divide the op's input channels 16$",
+        ),
+        (
+            "layers[0].block",
+            "resnet",
+            r"^layers\[0\]\.block: unknown block 'resnet'; valid: basic, ",
+        ),
         ("layers[0].op", "conv7", r"^layers\[0\]\.op: unknown op 'conv7'; valid: acb, conv, "),
-        ("layers[2].op", "spconv", r"^layers\[2\]\.op: op spconv cannot run depthwise, which block inverted needs"),
-        ("layers[3].op", "dwsep", r"^layers\[3\]\.op: op dwsep cannot run depthwise, which block shuffle needs"),
+        (
+            "layers[2].op",
+            "spconv",
+            r"^layers\[2\]\.op: op spconv cannot run depthwise, which block inverted needs",
+        ),
+        (
+            "layers[3].op",
+            "dwsep",
+            r"^layers\[3\]\.op: op dwsep cannot run depthwise, which block shuffle needs",
+        ),
         ("layers[2].op", "splat", r"^layers\[2\]\.op: op splat cannot run depthwise"),
-        ("layers[0].alpha", 0.25, r"^layers\[0\]\.alpha: alpha=0.25 is not used by op acb; leave it at 0.5$"),
-        ("layers[1].alpha", 0.01, r"^layers\[1\]\.alpha: alpha=0.01 leaves zero representative channels"),
-        ("layers[1].alpha", 1.5, r"^layers\[1\]\.alpha: Input should be less than or equal to 1, got 1.5$"),
-        ("layers[1].mid", 8, r"^layers\[1\]\.mid: mid=8 is not used by block basic; leave it unset$"),
-        ("layers[1].pw_groups", 2, r"^layers\[1\]\.pw_groups: pw_groups=2 is not used by block basic"),
-        ("layers[0].pw_groups", 3, r"^layers\[0\]\.pw_groups: pw_groups=3 must divide the block's input"),
+        (
+            "layers[0].alpha",
+            0.25,
+            r"^layers\[0\]\.alpha: alpha=0.25 is not used by op acb; leave it at 0.5$",
+        ),
+        (
+            "layers[1].alpha",
+            0.01,
+            r"^layers\[1\]\.alpha: alpha=0.01 leaves zero representative channels",
+        ),
+        (
+            "layers[1].alpha",
+            1.5,
+            r"^layers\[1\]\.alpha: Input should be less than or equal to 1, got 1.5$",
+        ),
+        (
+            "layers[1].mid",
+            8,
+            r"^layers\[1\]\.mid: mid=8 is not used by block basic; leave it unset$",
+        ),
+        (
+            "layers[1].pw_groups",
+            2,
+            r"^layers\[1\]\.pw_groups: pw_groups=2 is not used by block basic",
+        ),
+        (
+            "layers[0].pw_groups",
+            3,
+            r"^layers\[0\]\.pw_groups: pw_groups=3 must divide the block's input",
+        ),
         ("layers[2].groups", 4, r"^layers\[2\]\.groups: groups=4 is not used by block inverted"),
-        ("layers[2].shortcut", "d", r"^layers\[2\]\.shortcut: shortcut='d' is not used by block inverted"),
+        (
+            "layers[2].shortcut",
+            "d",
+            r"^layers\[2\]\.shortcut: shortcut='d' is not used by block inverted",
+        ),
         ("layers[0].kernel", 4, r"^layers\[0\]\.kernel: kernel=4 must be odd and ≥ 1$"),
         ("layers[0].stride", 3, r"^layers\[0\]\.stride: Input should be 1 or 2, got 3$"),
-        ("layers[0].act", "gelu", r"^layers\[0\]\.act: Input should be 'relu', 'relu6' or 'hswish', got 'gelu'$"),
+        (
+            "layers[0].act",
+            "gelu",
+            r"^layers\[0\]\.act: Input should be 'relu', 'relu6' or 'hswish', got 'gelu'$",
+        ),
         ("layers[0].attention", "cbam", r"^layers\[0\]\.attention: Input should be 'none' or 'se'"),
-        ("layers[0].out", 0, r"^layers\[0\]\.out: Input should be greater than or equal to 1, got 0$"),
+        (
+            "layers[0].out",
+            0,
+            r"^layers\[0\]\.out: Input should be greater than or equal to 1, got 0$",
+        ),
         ("layers[0].colour", "red", r"^layers\[0\]\.colour: unknown field$"),
         ("layers[3].out", 127, r"^layers\[3\]\.out: out=127 must be even"),
-        ("layers[3].stride", 1, r"^layers\[3\]\.out: out=128 must equal the input channels 64 at stride 1"),
-        ("layers[1].groups", 3, r"^layers\[1\]\.groups: groups=3 must divide SPConv's representative"),
+        (
+            "layers[3].stride",
+            1,
+            r"^layers\[3\]\.out: out=128 must equal the input channels 64 at stride 1",
+        ),
+        (
+            "layers[1].groups",
+            3,
+            r"^layers\[1\]\.groups: groups=3 must divide SPConv's representative",
+        ),
         ("stem.type", "patchify", r"^stem\.type: unknown stem 'patchify'; valid: conv, deep$"),
         ("stem.kernel", 2, r"^stem\.kernel: kernel=2 must be odd"),
         ("version", 2, r"^version: Input should be 1, got 2$"),
         ("input", [3, 0, 32], r"^input: input=\[3, 0, 32\] must be C, H, W, each ≥ 1$"),
         ("layers", [], r"^layers: List should have at least 1 item"),
-        ("adaptors", {"learned": [{"layer": 0, "sigma": 0.5, "size": [8, 8]}]},
-         r"^adaptors\.learned\[0\]\.layer: layer=0 has no adaptor; layers with adaptors: \[2\]$"),
+        (
+            "adaptors",
+            {"learned": [{"layer": 0, "sigma": 0.5, "size": [8, 8]}]},
+            r"^adaptors\.learned\[0\]\.layer: layer=0 has no adaptor; layers with adaptors: \[2\]$",
+        ),
         ("adaptors", {"r1": 0.9, "r2": 0.6}, r"^adaptors\.r1: r1=0.9 must be ≤ r2=0.6$"),
     ],
 )

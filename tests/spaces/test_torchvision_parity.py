@@ -15,8 +15,14 @@ from blocknas import ArchSpec, build
 
 def _spec(stem: dict[str, Any], layers: list[dict[str, Any]], head: dict[str, Any]) -> ArchSpec:
     return ArchSpec.from_dict(
-        {"version": 1, "input": [3, 224, 224], "num_classes": 1000, "stem": stem,
-         "layers": layers, "head": head}
+        {
+            "version": 1,
+            "input": [3, 224, 224],
+            "num_classes": 1000,
+            "stem": stem,
+            "layers": layers,
+            "head": head,
+        }
     )
 
 
@@ -39,24 +45,40 @@ def resnet50() -> ArchSpec:
 
 
 def resnext50_32x4d() -> ArchSpec:
-    return _resnet("bottleneck", [3, 4, 6, 3], [256, 512, 1024, 2048],
-                   mid=[128, 256, 512, 1024], groups=32)
+    return _resnet(
+        "bottleneck", [3, 4, 6, 3], [256, 512, 1024, 2048], mid=[128, 256, 512, 1024], groups=32
+    )
 
 
 def mobilenet_v2() -> ArchSpec:
     layers, ch = [], 32
-    for t, c, n, s in [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
-                       (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]:
+    for t, c, n, s in [
+        (1, 16, 1, 1),
+        (6, 24, 2, 2),
+        (6, 32, 3, 2),
+        (6, 64, 4, 2),
+        (6, 96, 3, 1),
+        (6, 160, 3, 2),
+        (6, 320, 1, 1),
+    ]:
         for i in range(n):
-            layers.append({"block": "inverted", "out": c, "stride": s if i == 0 else 1, "mid": ch * t})
+            layers.append(
+                {"block": "inverted", "out": c, "stride": s if i == 0 else 1, "mid": ch * t}
+            )
             ch = c
-    return _spec({"out": 32, "stride": 2, "act": "relu6"}, layers,
-                 {"conv": 1280, "act": "relu6", "dropout": 0.2})
+    return _spec(
+        {"out": 32, "stride": 2, "act": "relu6"},
+        layers,
+        {"conv": 1280, "act": "relu6", "dropout": 0.2},
+    )
 
 
 def shufflenet_v2_x1_0() -> ArchSpec:
-    layers = [{"block": "shuffle", "out": out, "stride": 2 if i == 0 else 1}
-              for out, n in [(116, 4), (232, 8), (464, 4)] for i in range(n)]
+    layers = [
+        {"block": "shuffle", "out": out, "stride": 2 if i == 0 else 1}
+        for out, n in [(116, 4), (232, 8), (464, 4)]
+        for i in range(n)
+    ]
     return _spec({"out": 24, "stride": 2, "pool": "max"}, layers, {"conv": 1024})
 
 

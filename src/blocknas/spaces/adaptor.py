@@ -20,11 +20,11 @@ TARGET_SIZE = 8
 
 
 def initial_alpha(input_size: int, count: int, r1: float = 0.5, r2: float = 1.0) -> float:
-    """The paper's α₀: chosen so that input·s₀^N = 8 (CIFAR 32, N = 4: s₀ = 0.7071, α₀ = −0.346),
-    with σ₀ clipped to [0.05, 0.95] when that target is out of reach.
+    """The paper's α₀: chosen so that input·s₀^N = 8 (CIFAR 32, N = 4: s₀ = 0.7071, α₀ = −0.3466,
+    quoted as −0.346), with σ₀ clipped to [0.05, 0.95] when that target is out of reach.
 
-    >>> round(initial_alpha(32, 4), 3)
-    -0.346
+    >>> round(initial_alpha(32, 4), 4)
+    -0.3466
     """
     s0 = (TARGET_SIZE / input_size) ** (1.0 / max(count, 1))
     sigma = (s0 - r1) / (r2 - r1) if r2 > r1 else 0.5

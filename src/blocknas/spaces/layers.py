@@ -62,9 +62,7 @@ class ConvBN(nn.Module):
         if padding is None:
             k = kernel if isinstance(kernel, int) else max(kernel)
             padding = same_padding(k, dilation)
-        self.conv = nn.Conv2d(
-            in_ch, out_ch, kernel, stride, padding, dilation, groups, bias=False
-        )
+        self.conv = nn.Conv2d(in_ch, out_ch, kernel, stride, padding, dilation, groups, bias=False)
         self.bn = nn.BatchNorm2d(out_ch) if norm else None
         self.act = make_act(act) if act else None
 

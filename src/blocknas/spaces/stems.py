@@ -60,7 +60,8 @@ class DeepStem(Stem):
     def check(cls, in_ch: int, stem: StemSpec) -> None:
         if stem.kernel != 3:
             raise SpecError(
-                "kernel", f"kernel={stem.kernel} is not used by stem deep (three 3×3); leave it at 3"
+                "kernel",
+                f"kernel={stem.kernel} is not used by stem deep (three 3×3); leave it at 3",
             )
         if stem.out < 2 or stem.out % 2:
             raise SpecError("out", f"out={stem.out} must be even for stem deep (out/2 widths)")

@@ -79,8 +79,13 @@ class Block(nn.Module):
 
 
 def layer_op_args(
-    layer: LayerSpec, in_ch: int, out_ch: int, *, stride: int | None = None,
-    groups: int | None = None, norm: bool = True,
+    layer: LayerSpec,
+    in_ch: int,
+    out_ch: int,
+    *,
+    stride: int | None = None,
+    groups: int | None = None,
+    norm: bool = True,
 ) -> OpArgs:
     """OpArgs from a layer's spatial fields, with per-position overrides."""
     return OpArgs(

@@ -90,4 +90,3 @@ class Bottleneck(Block):
             y = channel_shuffle(y, self.pw_groups)
         y = self.attn(self.conv3(self.act2(self.op(y))))
         return self.act(y + self.shortcut(x))
-

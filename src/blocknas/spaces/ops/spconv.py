@@ -30,7 +30,8 @@ class SPConv(Op):
     """Split-based conv with split ratio ``alpha`` (paper: ½, group conv groups 2).
 
     >>> op = SPConv(OpArgs(32, 64, kernel=3, groups=2, alpha=0.5))
-    >>> sum(p.numel() for n, p in op.named_parameters() if "bn" not in n) == 32 * 64 * (1 + 0.5 * 9 / 2)
+    >>> convs = sum(p.numel() for n, p in op.named_parameters() if "bn" not in n)
+    >>> convs == 32 * 64 * (1 + 0.5 * 9 / 2)
     True
     """
 

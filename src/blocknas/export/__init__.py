@@ -1,0 +1,1 @@
+"""Conversion to deploy form, packaging and verification of exported networks."""

@@ -1,0 +1,1 @@
+"""Training one architecture: the trainer, datasets, and execution on Ray Tune."""

@@ -1,0 +1,1 @@
+"""The Optuna study, budgets, early stopping, orchestration and results."""
