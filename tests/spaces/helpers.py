@@ -7,10 +7,6 @@ import warnings
 import torch
 from torch import nn
 
-from blocknas.spaces.selftest import randomize_bn
-
-__all__ = ["randomize_bn"]
-
 
 def assert_grads_reach_every_parameter(module: nn.Module, out: torch.Tensor) -> None:
     """Backprop a random projection of ``out``; every parameter must get a finite, non-zero grad."""

@@ -8,7 +8,7 @@ from torch import nn
 
 from blocknas.spaces import OpArgs, to_deploy
 from blocknas.spaces.ops.acb import ACBlock
-from tests.spaces.helpers import randomize_bn
+from blocknas.spaces.selftest import randomize_bn
 
 C = 32
 

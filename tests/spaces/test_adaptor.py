@@ -89,3 +89,20 @@ def test_learned_sigma_initialises_rebuilt_adaptor() -> None:
     data = {**SPEC, "adaptors": {"learned": [{"layer": 1, "sigma": 0.3, "size": [14, 14]}]}}
     net = build(ArchSpec.from_dict(data))
     assert net.adaptors["1"].sigma == pytest.approx(0.3)
+
+
+def test_meta_device_build_uses_the_specs_sigma() -> None:
+    # Cost counting builds on the meta device, where α has no value: the sizes come from the
+    # spec (learned σ, else the initial α), and match a real build.
+    data = {**SPEC, "adaptors": {"learned": [{"layer": 1, "sigma": 0.3, "size": [14, 14]}]}}
+    spec = ArchSpec.from_dict(data)
+    real = build(spec)
+    with torch.device("meta"):
+        meta = build(spec)
+        out = meta.features(torch.empty(1, 3, 20, 20))
+    assert out.is_meta
+    real.features(torch.zeros(1, 3, 20, 20))
+    assert [m.last_size for m in meta.adaptors.values()] == [
+        m.last_size for m in real.adaptors.values()
+    ]
+    assert meta.adaptors["1"].sigma == pytest.approx(0.3)

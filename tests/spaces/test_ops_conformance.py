@@ -14,11 +14,11 @@ import torch
 from torch import nn
 
 from blocknas.spaces import OPS, OpArgs, to_deploy
+from blocknas.spaces.selftest import randomize_bn
 from tests.spaces.helpers import (
     assert_close_rel,
     assert_grads_reach_every_parameter,
     assert_traces,
-    randomize_bn,
 )
 
 C = 16

@@ -50,12 +50,15 @@ class ShapeAdaptor(nn.Module):
     def __init__(self, r1: float = 0.5, r2: float = 1.0, alpha_init: float = 0.0) -> None:
         super().__init__()
         self.r1, self.r2 = r1, r2
-        self.alpha = nn.Parameter(torch.tensor(float(alpha_init)))
+        self.alpha_init = float(alpha_init)
+        self.alpha = nn.Parameter(torch.tensor(self.alpha_init))
         #: the output size of the latest forward pass (what the deploy form freezes)
         self.last_size: tuple[int, int] | None = None
 
     @property
     def sigma(self) -> float:
+        if self.alpha.is_meta:  # built on the meta device (cost counting): the spec's σ
+            return 1.0 / (1.0 + math.exp(-self.alpha_init))
         return float(torch.sigmoid(self.alpha.detach()))
 
     def scale(self) -> float:

@@ -7,6 +7,8 @@ k×1 / 1×k kernels are added into the centre column / row of the k×k kernel.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import nn
 
@@ -26,13 +28,21 @@ class ACBlock(Op):
 
     def __init__(self, args: OpArgs) -> None:
         super().__init__(args)
-        k, d, p = args.kernel, args.dilation, same_padding(args.kernel, args.dilation)
-        common = dict(stride=args.stride, dilation=d, groups=args.groups, norm=args.norm)
-        self.square = ConvBN(args.in_ch, args.out_ch, k, padding=p, **common)  # type: ignore[arg-type]
+        k, p = args.kernel, same_padding(args.kernel, args.dilation)
+        branch = functools.partial(
+            ConvBN,
+            args.in_ch,
+            args.out_ch,
+            stride=args.stride,
+            dilation=args.dilation,
+            groups=args.groups,
+            norm=args.norm,
+        )
+        self.square = branch(k, padding=p)
         # With 'same' padding p = d·(k//2), the asymmetric padding (p, p − d·(k//2)) is (p, 0):
         # the k×1 kernel then reads exactly the square kernel's centre column (and 1×k the row).
-        self.ver = ConvBN(args.in_ch, args.out_ch, (k, 1), padding=(p, 0), **common)  # type: ignore[arg-type]
-        self.hor = ConvBN(args.in_ch, args.out_ch, (1, k), padding=(0, p), **common)  # type: ignore[arg-type]
+        self.ver = branch((k, 1), padding=(p, 0))
+        self.hor = branch((1, k), padding=(0, p))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.square(x) + self.ver(x) + self.hor(x)
