@@ -132,6 +132,26 @@ def check(
         )
 
 
+space_app = typer.Typer(no_args_is_help=True, help="Search spaces.")
+app.add_typer(space_app, name="space")
+
+
+@space_app.command("sample")
+@user_errors
+def space_sample(
+    config: Annotated[Path, typer.Argument(help="A search config (its space: section) or space.")],
+    seed: Annotated[int, typer.Option("--seed", help="Random seed of the draw.")] = 0,
+) -> None:
+    """Print one ArchSpec JSON drawn from the search space.
+
+    Example: blocknas space sample examples/digits.yaml --seed 3
+    """
+    from blocknas.search.space import sample_spec
+    from blocknas.spaces.schema import SearchSpace
+
+    typer.echo(sample_spec(SearchSpace.from_file(config), seed).to_json())
+
+
 def main() -> None:
     """Console-script entry point."""
     app(prog_name="blocknas")
