@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -146,10 +147,48 @@ def space_sample(
 
     Example: blocknas space sample examples/digits.yaml --seed 3
     """
-    from blocknas.search.space import sample_spec
     from blocknas.spaces.schema import SearchSpace
 
-    typer.echo(sample_spec(SearchSpace.from_file(config), seed).to_json())
+    typer.echo(SearchSpace.from_file(config).sample_random(seed).to_json())
+
+
+@app.command()
+@user_errors
+def profile(
+    config: Annotated[Path, typer.Argument(help="A search config (its space: section) or space.")],
+    device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu",
+    samples: Annotated[int, typer.Option("--samples", min=1, help="Specs drawn.")] = 100,
+    threads: Annotated[int, typer.Option("--threads", min=1, help="Torch threads.")] = 1,
+    batch: Annotated[int, typer.Option("--batch", min=1, help="Batch size timed.")] = 1,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Table file to write.")] = None,
+) -> None:
+    """Measure a latency table: each distinct part (stem, adaptor, block, head at its input
+    shape) of specs drawn from the space, timed once on the device. An existing table file
+    for the same device, threads and batch is extended.
+
+    Example: blocknas profile examples/digits.yaml --device cpu --samples 50 -o latency.json
+    """
+    from blocknas.cost.table import LatencyTable
+    from blocknas.cost.table import profile as run_profile
+    from blocknas.spaces.schema import SearchSpace
+
+    space = SearchSpace.from_file(config)
+    out = out or Path("runs") / f"latency_{device}.json"
+    table = LatencyTable(device=device, threads=threads, batch=batch)
+    if out.exists():
+        table = LatencyTable.load(out)
+        if (table.device, table.threads, table.batch) != (device, threads, batch):
+            raise ValueError(
+                f"{out} was measured with device={table.device}, threads={table.threads}, "
+                f"batch={table.batch}; pass the same or choose another --out"
+            )
+    before = len(table.entries)
+    with typer.progressbar(length=samples, label="profiling", file=sys.stderr) as bar:
+        run_profile(space, table, samples=samples, seed=seed, progress=lambda _d, _t: bar.update(1))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table.save(out)
+    typer.echo(f"{out}: {len(table.entries)} parts ({len(table.entries) - before} new)")
 
 
 def main() -> None:

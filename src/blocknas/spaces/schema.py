@@ -24,6 +24,7 @@ module never imports optuna.
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 from typing import Any, Literal, Protocol, TypeVar
 
@@ -43,6 +44,18 @@ class Trial(Protocol):
     """The part of ``optuna.trial.Trial`` that sampling uses."""
 
     def suggest_categorical(self, name: str, choices: Any) -> Any: ...
+
+
+class RandomTrial:
+    """A uniform, seeded stand-in for an Optuna trial (``space sample``, latency profiling)."""
+
+    def __init__(self, seed: int = 0) -> None:
+        self.rng = random.Random(seed)
+        self.params: dict[str, Any] = {}
+
+    def suggest_categorical(self, name: str, choices: Any) -> Any:
+        self.params[name] = value = self.rng.choice(list(choices))
+        return value
 
 
 def _as_list(v: Any) -> Any:
@@ -203,6 +216,10 @@ class SearchSpace(_Model):
     def sample(self, trial: Trial) -> ArchSpec:
         """One valid ArchSpec, sampled define-by-run from ``trial``."""
         return sample(self, trial)
+
+    def sample_random(self, seed: int = 0) -> ArchSpec:
+        """One spec drawn uniformly with a fixed seed (the same seed gives the same spec)."""
+        return sample(self, RandomTrial(seed))
 
 
 def sample(space: SearchSpace, trial: Trial) -> ArchSpec:

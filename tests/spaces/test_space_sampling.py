@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from blocknas import build
-from blocknas.search.space import sample_spec
 from blocknas.spaces.schema import SearchSpace
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,7 +48,7 @@ def test_thousand_samples_build_and_run(name: str) -> None:
     assert len(pairs) >= 20  # the sampler really explores the space
 
 
-def test_sample_spec_is_reproducible_by_seed() -> None:
+def test_sample_random_is_reproducible_by_seed() -> None:
     space = SearchSpace.from_file(ROOT / "examples" / "cifar10.yaml")
-    assert sample_spec(space, 5) == sample_spec(space, 5)
-    assert any(sample_spec(space, 5) != sample_spec(space, s) for s in range(6, 9))
+    assert space.sample_random(5) == space.sample_random(5)
+    assert any(space.sample_random(5) != space.sample_random(s) for s in range(6, 9))
