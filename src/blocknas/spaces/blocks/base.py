@@ -109,4 +109,9 @@ def check_mid(layer: LayerSpec, default: int, what: str) -> int:
     return mid
 
 
+def bottleneck_mid(layer: LayerSpec) -> int:
+    """A (pre-activation) bottleneck's inner width: ``mid``, by default out/4."""
+    return check_mid(layer, layer.out // 4, f"out/4 = {layer.out}//4")
+
+
 BLOCKS: Registry[type[Block]] = Registry("block")

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from blocknas.spaces.blocks.base import BLOCKS, Block, check_mid, layer_op_args
+from blocknas.spaces.blocks.base import BLOCKS, Block, bottleneck_mid, layer_op_args
 from blocknas.spaces.layers import ConvBN, make_act, make_attention, make_shortcut
 from blocknas.spaces.ops import OpArgs
 
@@ -67,9 +67,7 @@ class PreActBottleneck(_PreAct):
 
     uses = frozenset({"groups", "mid", "shortcut"})
 
-    @classmethod
-    def mid(cls, layer: LayerSpec) -> int:
-        return check_mid(layer, layer.out // 4, f"out/4 = {layer.out}//4")
+    mid = staticmethod(bottleneck_mid)
 
     @classmethod
     def op_args(cls, in_ch: int, layer: LayerSpec) -> list[OpArgs]:

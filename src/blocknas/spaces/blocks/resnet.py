@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from blocknas.spaces.blocks.base import BLOCKS, Block, check_mid, layer_op_args
+from blocknas.spaces.blocks.base import BLOCKS, Block, bottleneck_mid, layer_op_args
 from blocknas.spaces.layers import (
     ConvBN,
     channel_shuffle,
@@ -56,9 +56,7 @@ class Bottleneck(Block):
 
     uses = frozenset({"groups", "mid", "pw_groups", "shortcut"})
 
-    @classmethod
-    def mid(cls, layer: LayerSpec) -> int:
-        return check_mid(layer, layer.out // 4, f"out/4 = {layer.out}//4")
+    mid = staticmethod(bottleneck_mid)
 
     @classmethod
     def check_layer(cls, in_ch: int, layer: LayerSpec) -> None:
