@@ -1,0 +1,74 @@
+"""Latency: the median of repeated timed forward passes of a network's deploy form.
+
+Timed with ``torch.utils.benchmark`` (which synchronises CUDA) after a warm-up, on a fixed number
+of threads, batch 1 by default: the numbers a deployed single-image model would see.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.utils.benchmark as tb
+from torch import nn
+
+from blocknas.spaces import ArchSpec, build, to_deploy
+
+DEVICES = ("cpu", "cuda")
+
+
+def check_device(device: str) -> torch.device:
+    """A usable torch device, or ValueError naming the value and what is allowed."""
+    if device.split(":")[0] not in DEVICES:
+        raise ValueError(f"device={device!r} is not supported; use one of {', '.join(DEVICES)}")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} requested but no CUDA GPU is available here")
+    return torch.device(device)
+
+
+def measure_module(
+    module: nn.Module,
+    x: torch.Tensor,
+    *,
+    threads: int | None = None,
+    warmup: int = 3,
+    min_run_time: float = 0.2,
+) -> float:
+    """Median milliseconds of ``module(x)`` (no grad) over repeated blocks of runs."""
+    threads = threads or torch.get_num_threads()
+    with torch.no_grad():
+        for _ in range(warmup):
+            module(x)
+        timer = tb.Timer("m(x)", globals={"m": module, "x": x}, num_threads=threads)
+        return float(timer.blocked_autorange(min_run_time=min_run_time).median * 1e3)
+
+
+def measure_latency(
+    spec_or_model: ArchSpec | nn.Module,
+    *,
+    device: str = "cpu",
+    batch: int = 1,
+    threads: int | None = None,
+    input_shape: tuple[int, int, int] | None = None,
+    min_run_time: float = 0.5,
+) -> float:
+    """Median latency (ms) of the deploy form of a spec (random weights) or a built network.
+
+    >>> from blocknas.spaces.selftest import combination_spec
+    >>> spec = combination_spec({"block": "basic", "out": 8}, size=8, width=8)
+    >>> measure_latency(spec, threads=1, min_run_time=0.05) > 0
+    True
+    """
+    dev = check_device(device)
+    if batch < 1:
+        raise ValueError(f"batch must be ≥ 1, got {batch=}")
+    if isinstance(spec_or_model, ArchSpec):
+        torch.manual_seed(0)
+        model: nn.Module = build(spec_or_model)
+        shape = input_shape or spec_or_model.input
+    else:
+        model = spec_or_model
+        shape = input_shape or getattr(model, "input_shape", None)  # type: ignore[assignment]
+        if shape is None:
+            raise ValueError("measure_latency needs input_shape for a model that is not a Network")
+    deployed = to_deploy(model.to(dev))
+    x = torch.randn(batch, *shape, device=dev)
+    return measure_module(deployed, x, threads=threads, min_run_time=min_run_time)
