@@ -14,9 +14,12 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# Until the search exists: verify every block × op combination and check the example specs.
+# Until the search exists: verify every block × op combination, cost every preset, check the
+# example specs and draw from the example search space.
 demo: $(STAMP)
 	$(VENV)/bin/blocknas blocks --verify
+	$(VENV)/bin/blocknas presets
+	$(VENV)/bin/blocknas space sample examples/digits.yaml --seed 0
 	for spec in examples/specs/*.yaml; do $(VENV)/bin/blocknas check "$$spec" || exit 1; done
 
 test: lint typecheck hadolint pytest

@@ -71,6 +71,64 @@ def test_blocks_verify_reports_every_combination() -> None:
 
 
 def test_every_command_has_an_example_in_help() -> None:
-    for command in ("blocks", "check"):
+    for command in ("blocks", "check", "cost", "presets", "profile"):
         result = runner.invoke(app, [command, "--help"])
         assert result.exit_code == 0 and "Example: blocknas " in result.output
+
+
+def test_cost_of_resnet50_preset_matches_the_reference() -> None:
+    result = runner.invoke(
+        app,
+        ["cost", "--preset", "resnet50", "--input", "3,224,224", "--num-classes", "1000", "--json"],
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["params"] == 25557032
+    assert abs(data["macs"] / 4.089e9 - 1) <= 0.005
+    assert set(data) == {"params", "macs", "deploy_params", "deploy_macs", "latency_ms"}
+    assert data["latency_ms"] is None
+
+
+def test_cost_of_a_spec_file_with_latency_and_table(tmp_path: Path) -> None:
+    spec = ROOT / "examples" / "specs" / "resnet20_acb.yaml"
+    table = tmp_path / "t.json"
+    space = tmp_path / "space.yaml"
+    space.write_text(
+        "input: [3, 32, 32]\nnum_classes: 10\nstem: {out: 16}\n"
+        "stages:\n  - {depth: 3, out: 16}\n  - {depth: 3, out: 32, stride: 2}\n"
+        "  - {depth: 3, out: 64, stride: 2}\nlayer: {op: acb}\n"
+    )
+    prof = runner.invoke(app, ["profile", str(space), "--samples", "1", "-o", str(table)])
+    assert prof.exit_code == 0, prof.output
+    assert "parts (" in prof.output
+    result = runner.invoke(
+        app, ["cost", str(spec), "--device", "cpu", "--table", str(table), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["deploy_macs"] < data["macs"] and data["latency_ms"] > 0
+    assert data["predicted_latency_ms"] > 0
+
+
+def test_cost_input_errors_are_one_line() -> None:
+    result = runner.invoke(app, ["cost", "--preset", "resnet50", "--input", "3x224"])
+    assert result.exit_code == 2 and "--input='3x224' must be C,H,W" in result.output
+    result = runner.invoke(app, ["cost", "--preset", "nope"])
+    assert result.exit_code == 2 and "unknown preset 'nope'" in result.output
+    result = runner.invoke(app, ["cost"])
+    assert result.exit_code == 2 and "exactly one of SPEC_FILE or --preset" in result.output
+
+
+def test_space_sample_prints_a_valid_spec() -> None:
+    from blocknas import ArchSpec
+
+    result = runner.invoke(
+        app, ["space", "sample", str(ROOT / "examples" / "digits.yaml"), "--seed", "4"]
+    )
+    assert result.exit_code == 0, result.output
+    spec = ArchSpec.from_json(result.output)
+    assert spec.input == (1, 16, 16)
+    again = runner.invoke(
+        app, ["space", "sample", str(ROOT / "examples" / "digits.yaml"), "--seed", "4"]
+    )
+    assert again.output == result.output

@@ -133,6 +133,95 @@ def check(
         )
 
 
+def _parse_input(text: str) -> tuple[int, int, int]:
+    try:
+        c, h, w = (int(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError(f"--input={text!r} must be C,H,W, e.g. 3,224,224") from None
+    if min(c, h, w) < 1:
+        raise ValueError(f"--input={text!r}: C, H and W must each be ≥ 1")
+    return c, h, w
+
+
+@app.command()
+@user_errors
+def cost(
+    spec_file: Annotated[Path | None, typer.Argument(help="An ArchSpec file.")] = None,
+    preset: Annotated[str | None, typer.Option("--preset", help="A preset name.")] = None,
+    input: Annotated[
+        str | None, typer.Option("--input", help="C,H,W (default: the spec's).")
+    ] = None,
+    num_classes: Annotated[int | None, typer.Option("--num-classes", min=1)] = None,
+    device: Annotated[
+        str | None, typer.Option("--device", help="Measure latency: cpu|cuda.")
+    ] = None,
+    table: Annotated[
+        Path | None, typer.Option("--table", help="Predict latency from a table.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Params and MACs of the training and deploy forms; latency when a device is given.
+
+    Example: blocknas cost --preset resnet50 --input 3,224,224 --num-classes 1000 --json
+    """
+    from blocknas import ArchSpec, presets
+    from blocknas.cost import cost as compute_cost
+
+    if (spec_file is None) == (preset is None):
+        raise ValueError("give exactly one of SPEC_FILE or --preset NAME")
+    if preset is not None:
+        kwargs: dict[str, Any] = {}
+        if input is not None:
+            kwargs["input"] = _parse_input(input)
+        if num_classes is not None:
+            kwargs["num_classes"] = num_classes
+        spec = presets.get(preset, **kwargs)
+    else:
+        assert spec_file is not None
+        spec = ArchSpec.from_file(spec_file)
+        overrides: dict[str, Any] = {}
+        if input is not None:
+            overrides["input"] = list(_parse_input(input))
+        if num_classes is not None:
+            overrides["num_classes"] = num_classes
+        if overrides:
+            spec = ArchSpec.from_dict({**spec.to_dict(), **overrides})
+    result = compute_cost(spec, device=device).to_dict()
+    if table is not None:
+        from blocknas.cost.table import LatencyTable
+
+        result["predicted_latency_ms"] = LatencyTable.load(table).predict(spec)
+    if as_json:
+        typer.echo(json.dumps(result))
+    else:
+        for key, value in result.items():
+            shown = (
+                "-"
+                if value is None
+                else (f"{value:,}" if isinstance(value, int) else f"{value:.4g}")
+            )
+            typer.echo(f"{key:>22}  {shown}")
+
+
+@app.command("presets")
+@user_errors
+def presets_cmd() -> None:
+    """List the presets with params and MACs of their training and deploy forms.
+
+    Example: blocknas presets
+    """
+    from blocknas import presets
+    from blocknas.cost import cost as compute_cost
+
+    typer.echo(f"{'preset':<22}{'input':>14}{'params':>14}{'MACs':>10}{'deploy MACs':>13}")
+    for name in presets.names():
+        spec = presets.get(name)
+        c = compute_cost(spec)
+        shape = "x".join(map(str, spec.input))
+        macs, deploy = f"{c.macs / 1e9:.3f}G", f"{c.deploy_macs / 1e9:.3f}G"
+        typer.echo(f"{name:<22}{shape:>14}{c.params:>14,}{macs:>10}{deploy:>13}")
+
+
 space_app = typer.Typer(no_args_is_help=True, help="Search spaces.")
 app.add_typer(space_app, name="space")
 

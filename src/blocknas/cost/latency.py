@@ -6,11 +6,17 @@ of threads, batch 1 by default: the numbers a deployed single-image model would 
 
 from __future__ import annotations
 
+import logging
+
 import torch
-import torch.utils.benchmark as tb
 from torch import nn
 
 from blocknas.spaces import ArchSpec, build, to_deploy
+
+# torch.utils.benchmark imports cpp_extension, which logs "No CUDA runtime is found" on CPU-only
+# machines at import time: not something a user of `blocknas cost` should see.
+logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+import torch.utils.benchmark as tb  # noqa: E402
 
 DEVICES = ("cpu", "cuda")
 

@@ -3,6 +3,7 @@
 Pure torch (plus pydantic/yaml for specs): never imports optuna, ray or dash.
 """
 
+from blocknas.spaces import presets
 from blocknas.spaces.adaptor import FrozenShapeAdaptor, ShapeAdaptor
 from blocknas.spaces.blocks import BLOCKS, Block
 from blocknas.spaces.builder import Network, build
@@ -27,5 +28,6 @@ __all__ = [
     "ShapeAdaptor",
     "SpecError",
     "build",
+    "presets",
     "to_deploy",
 ]
