@@ -16,11 +16,14 @@ from torch import nn
 from blocknas.spaces.adaptor import ShapeAdaptor
 
 
-def to_deploy(model: nn.Module, example_input: torch.Tensor | None = None) -> nn.Module:
+def to_deploy(
+    model: nn.Module, example_input: torch.Tensor | None = None, *, inplace: bool = False
+) -> nn.Module:
     """An eval-mode copy in deploy form; its outputs equal ``model.eval()``'s.
 
     Shape Adaptors are frozen at the sizes they produce for ``example_input`` (default: zeros
-    of the network's spec input, batch 1).
+    of the network's spec input, batch 1). ``inplace=True`` converts ``model`` itself instead of
+    a copy (for throwaway networks, e.g. cost counting on the meta device).
 
     >>> from blocknas import ArchSpec, build
     >>> spec = ArchSpec.from_dict({"version": 1, "input": [1, 8, 8], "num_classes": 10,
@@ -30,7 +33,7 @@ def to_deploy(model: nn.Module, example_input: torch.Tensor | None = None) -> nn
     >>> bool(torch.allclose(net(x), to_deploy(net)(x), atol=1e-5))
     True
     """
-    deployed = copy.deepcopy(model).eval()
+    deployed = (model if inplace else copy.deepcopy(model)).eval()
     if any(isinstance(m, ShapeAdaptor) for m in deployed.modules()):
         if example_input is None:
             shape = getattr(model, "input_shape", None)
