@@ -28,13 +28,12 @@ import random
 from pathlib import Path
 from typing import Any, Literal, Protocol, TypeVar
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from blocknas.spaces.blocks import BLOCKS
 from blocknas.spaces.errors import SpecError
 from blocknas.spaces.ops import OPS
-from blocknas.spaces.spec import ArchSpec, _spec_error
+from blocknas.spaces.spec import ArchSpec, _spec_error, read_yaml
 
 T = TypeVar("T")
 Scalar = int | float | str | bool | None
@@ -182,13 +181,7 @@ class SearchSpace(_Model):
     @classmethod
     def from_file(cls, path: str | Path) -> SearchSpace:
         """Read a space file, or the ``space:`` section of a search config."""
-        path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text())
-        except OSError as e:
-            raise SpecError("", f"cannot read {str(path)!r}: {e.strerror}") from None
-        except yaml.YAMLError as e:
-            raise SpecError("", f"{path}: not valid YAML: {e}".splitlines()[0]) from None
+        data = read_yaml(path, "space file")
         if isinstance(data, dict) and "space" in data:
             try:
                 return cls.from_dict(data["space"])

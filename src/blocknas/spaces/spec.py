@@ -140,16 +140,7 @@ class ArchSpec(_Model):
     @classmethod
     def from_file(cls, path: str | Path) -> ArchSpec:
         """Read a spec from a .json, .yaml or .yml file."""
-        path = Path(path)
-        try:
-            text = path.read_text()
-        except OSError as e:
-            raise SpecError("", f"cannot read spec file {str(path)!r}: {e.strerror}") from None
-        try:
-            data = yaml.safe_load(text)  # YAML is a superset of JSON
-        except yaml.YAMLError as e:
-            raise SpecError("", f"{path}: not valid YAML/JSON: {e}".splitlines()[0]) from None
-        return cls.from_dict(data)
+        return cls.from_dict(read_yaml(path, "spec file"))
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -162,6 +153,19 @@ class ArchSpec(_Model):
         data = self.to_dict()
         data["adaptors"]["learned"] = [a.model_dump(mode="json") for a in learned]
         return ArchSpec.from_dict(data)
+
+
+def read_yaml(path: str | Path, what: str = "file") -> Any:
+    """The data in a YAML (or JSON) file; a one-line SpecError if it cannot be read or parsed."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise SpecError("", f"cannot read {what} {str(path)!r}: {e.strerror}") from None
+    try:
+        return yaml.safe_load(text)  # YAML is a superset of JSON
+    except yaml.YAMLError as e:
+        raise SpecError("", f"{path}: not valid YAML/JSON: {e}".splitlines()[0]) from None
 
 
 def _path(loc: tuple[int | str, ...]) -> str:
