@@ -170,12 +170,12 @@ def cost(
     if (spec_file is None) == (preset is None):
         raise ValueError("give exactly one of SPEC_FILE or --preset NAME")
     if preset is not None:
-        kwargs: dict[str, Any] = {}
-        if input is not None:
-            kwargs["input"] = _parse_input(input)
-        if num_classes is not None:
-            kwargs["num_classes"] = num_classes
-        spec = presets.get(preset, **kwargs)
+        natural_input, natural_classes = presets.intended(preset)
+        spec = presets.get(
+            preset,
+            input=natural_input if input is None else _parse_input(input),
+            num_classes=natural_classes if num_classes is None else num_classes,
+        )
     else:
         assert spec_file is not None
         spec = ArchSpec.from_file(spec_file)
@@ -215,7 +215,8 @@ def presets_cmd() -> None:
 
     typer.echo(f"{'preset':<22}{'input':>14}{'params':>14}{'MACs':>10}{'deploy MACs':>13}")
     for name in presets.names():
-        spec = presets.get(name)
+        natural_input, natural_classes = presets.intended(name)
+        spec = presets.get(name, input=natural_input, num_classes=natural_classes)
         c = compute_cost(spec)
         shape = "x".join(map(str, spec.input))
         macs, deploy = f"{c.macs / 1e9:.3f}G", f"{c.deploy_macs / 1e9:.3f}G"

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
 
 import torch
 from torch import nn
@@ -31,6 +36,88 @@ class Head(nn.Module):
         return self.fc(self.dropout(torch.flatten(self.pool(self.conv(x)), 1)))
 
 
+@dataclass(frozen=True)
+class NetworkPart:
+    """One module of a Network, in forward order, not yet built.
+
+    ``key`` holds everything the module depends on besides the shape of its input, so two parts
+    with the same key and input shape are the same module up to weights: the cost model counts
+    each such part once and reuses the result across specs.
+    """
+
+    name: str  # "stem", "adaptors.3", "layers.3", "final" or "head"
+    key: str
+    make: Callable[[], nn.Module]
+
+
+def _key(kind: str, **fields: Any) -> str:
+    return json.dumps({"part": kind, **fields}, sort_keys=True)
+
+
+def network_parts(spec: ArchSpec) -> list[NetworkPart]:
+    """The parts :class:`Network` is made of, in forward order (``final`` only for pre-act nets).
+
+    >>> spec = ArchSpec.from_dict({"version": 1, "input": [1, 8, 8], "num_classes": 10,
+    ...     "stem": {"out": 8}, "layers": [{"block": "basic", "out": 16, "adaptor": True}]})
+    >>> [part.name for part in network_parts(spec)]
+    ['stem', 'adaptors.0', 'layers.0', 'head']
+    """
+    adaptors = spec.adaptors
+    count = sum(layer.adaptor for layer in spec.layers)
+    alpha0 = (
+        adaptors.alpha_init
+        if adaptors.alpha_init is not None
+        else initial_alpha(min(spec.input[1:]), count, adaptors.r1, adaptors.r2)
+    )
+    learned = {a.layer: a.sigma for a in adaptors.learned}
+    stem = spec.stem
+    in_ch = spec.input[0]
+    parts = [
+        NetworkPart(
+            "stem",
+            _key("stem", in_ch=in_ch, **stem.model_dump()),
+            lambda: STEMS.get(stem.type)(in_ch, stem),
+        )
+    ]
+    ch = stem.out
+    for i, layer in enumerate(spec.layers):
+        if layer.adaptor:
+            a0 = math.log(learned[i] / (1 - learned[i])) if i in learned else alpha0
+            parts.append(
+                NetworkPart(
+                    f"adaptors.{i}",
+                    _key("adaptor", r1=adaptors.r1, r2=adaptors.r2, alpha=a0),
+                    partial(ShapeAdaptor, adaptors.r1, adaptors.r2, a0),
+                )
+            )
+        parts.append(
+            NetworkPart(
+                f"layers.{i}",
+                _key("block", in_ch=ch, **layer.model_dump(exclude={"adaptor"})),
+                partial(BLOCKS.get(layer.block), ch, layer),
+            )
+        )
+        ch = layer.out
+    last = spec.layers[-1]
+    if BLOCKS.get(last.block).preact:
+        parts.append(
+            NetworkPart(
+                "final",
+                _key("final", ch=ch, act=last.act),
+                lambda: nn.Sequential(nn.BatchNorm2d(ch), make_act(last.act)),
+            )
+        )
+    head, classes = spec.head, spec.num_classes
+    parts.append(
+        NetworkPart(
+            "head",
+            _key("head", in_ch=ch, classes=classes, **head.model_dump()),
+            partial(Head, ch, head, classes),
+        )
+    )
+    return parts
+
+
 class Network(nn.Module):
     """stem → [adaptor] block … → (final BN-act for pre-activation nets) → head."""
 
@@ -38,32 +125,14 @@ class Network(nn.Module):
         super().__init__()
         self.spec = spec
         self.input_shape: tuple[int, int, int] = spec.input
-        self.stem = STEMS.get(spec.stem.type)(spec.input[0], spec.stem)
-        adaptors = spec.adaptors
-        count = sum(layer.adaptor for layer in spec.layers)
-        alpha0 = (
-            adaptors.alpha_init
-            if adaptors.alpha_init is not None
-            else initial_alpha(min(spec.input[1:]), count, adaptors.r1, adaptors.r2)
+        built = {part.name: part.make() for part in network_parts(spec)}
+        self.stem = built["stem"]
+        self.adaptors = nn.ModuleDict(
+            {n.split(".")[1]: m for n, m in built.items() if n.startswith("adaptors.")}
         )
-        learned = {a.layer: a.sigma for a in adaptors.learned}
-        ch = spec.stem.out
-        blocks: list[nn.Module] = []
-        self.adaptors = nn.ModuleDict()
-        for i, layer in enumerate(spec.layers):
-            if layer.adaptor:
-                a0 = math.log(learned[i] / (1 - learned[i])) if i in learned else alpha0
-                self.adaptors[str(i)] = ShapeAdaptor(adaptors.r1, adaptors.r2, a0)
-            blocks.append(BLOCKS.get(layer.block)(ch, layer))
-            ch = layer.out
-        self.layers = nn.ModuleList(blocks)
-        last = spec.layers[-1]
-        self.final: nn.Module = (
-            nn.Sequential(nn.BatchNorm2d(ch), make_act(last.act))
-            if BLOCKS.get(last.block).preact
-            else nn.Identity()
-        )
-        self.head = Head(ch, spec.head, spec.num_classes)
+        self.layers = nn.ModuleList(m for n, m in built.items() if n.startswith("layers."))
+        self.final: nn.Module = built.get("final", nn.Identity())
+        self.head = built["head"]
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stem(x)

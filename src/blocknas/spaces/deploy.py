@@ -17,13 +17,18 @@ from blocknas.spaces.adaptor import ShapeAdaptor
 
 
 def to_deploy(
-    model: nn.Module, example_input: torch.Tensor | None = None, *, inplace: bool = False
+    model: nn.Module,
+    example_input: torch.Tensor | None = None,
+    *,
+    inplace: bool = False,
+    reuse_sizes: bool = False,
 ) -> nn.Module:
     """An eval-mode copy in deploy form; its outputs equal ``model.eval()``'s.
 
     Shape Adaptors are frozen at the sizes they produce for ``example_input`` (default: zeros
     of the network's spec input, batch 1). ``inplace=True`` converts ``model`` itself instead of
-    a copy (for throwaway networks, e.g. cost counting on the meta device).
+    a copy (for throwaway networks, e.g. cost counting on the meta device). ``reuse_sizes=True``
+    freezes the adaptors at the sizes of their last forward instead of running one more.
 
     >>> from blocknas import ArchSpec, build
     >>> spec = ArchSpec.from_dict({"version": 1, "input": [1, 8, 8], "num_classes": 10,
@@ -34,7 +39,12 @@ def to_deploy(
     True
     """
     deployed = (model if inplace else copy.deepcopy(model)).eval()
-    if any(isinstance(m, ShapeAdaptor) for m in deployed.modules()):
+    adaptors = [m for m in deployed.modules() if isinstance(m, ShapeAdaptor)]
+    if reuse_sizes and example_input is not None:
+        raise ValueError("to_deploy: give example_input or reuse_sizes=True, not both")
+    if reuse_sizes and any(m.last_size is None for m in adaptors):
+        raise ValueError("to_deploy(reuse_sizes=True) needs one forward pass of the model first")
+    if adaptors and not reuse_sizes:
         if example_input is None:
             shape = getattr(model, "input_shape", None)
             if shape is None:

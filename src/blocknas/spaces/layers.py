@@ -6,6 +6,7 @@ form happens in exactly one place (:func:`fold_bn`).
 
 from __future__ import annotations
 
+import copy
 from typing import Literal
 
 import torch
@@ -31,8 +32,14 @@ def same_padding(kernel: int, dilation: int = 1) -> int:
 def fold_bn(
     weight: torch.Tensor, bias: torch.Tensor | None, bn: nn.BatchNorm2d
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Fold an eval-mode BN into the preceding conv: W·t per output channel, β + (b − μ)·t."""
+    """Fold an eval-mode BN into the preceding conv: W·t per output channel, β + (b − μ)·t.
+
+    On the meta device only the shapes exist; the arithmetic is skipped, since meta's Python
+    reference kernels would make it the slowest part of costing a network.
+    """
     assert bn.running_var is not None and bn.running_mean is not None  # internal invariant
+    if weight.is_meta:
+        return torch.empty_like(weight), torch.empty_like(bn.running_mean)
     t = bn.weight / torch.sqrt(bn.running_var + bn.eps)
     b = bias if bias is not None else torch.zeros_like(bn.running_mean)
     shape = (-1,) + (1,) * (weight.dim() - 1)
@@ -92,17 +99,15 @@ class ConvBN(nn.Module):
 
 
 def conv_like(conv: nn.Conv2d, *, bias: bool) -> nn.Conv2d:
-    """A new conv with the same geometry as ``conv``."""
-    return nn.Conv2d(
-        conv.in_channels,
-        conv.out_channels,
-        conv.kernel_size,  # type: ignore[arg-type]
-        conv.stride,  # type: ignore[arg-type]
-        conv.padding,  # type: ignore[arg-type]
-        conv.dilation,  # type: ignore[arg-type]
-        conv.groups,
-        bias=bias,
-    ).to(device=conv.weight.device, dtype=conv.weight.dtype)
+    """A conv with the same geometry as ``conv`` whose weights the caller overwrites.
+
+    A copy rather than a fresh ``nn.Conv2d``: it skips the random initialisation, which is most
+    of the cost of building a deploy form on the meta device.
+    """
+    new = copy.deepcopy(conv)
+    w = conv.weight
+    new.bias = nn.Parameter(w.new_empty(w.shape[0])) if bias else None
+    return new
 
 
 def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
