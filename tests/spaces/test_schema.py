@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from blocknas import SpecError
-from blocknas.spaces.schema import SearchSpace
+from blocknas.spaces.schema import RandomTrial, SearchSpace
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -98,6 +98,33 @@ def test_adaptor_count_never_exceeds_max() -> None:
     )
     spec = sp.sample(Scripted())
     assert [i for i, layer in enumerate(spec.layers) if layer.adaptor] == [0, 1]
+
+
+def test_adaptor_positions_are_chosen_per_layer() -> None:
+    sp = SearchSpace.from_dict(
+        {
+            "input": [3, 32, 32],
+            "num_classes": 10,
+            "stem": {"out": 16},
+            "layer": {"adaptor": [False, True]},
+            "stages": [
+                {"depth": 3, "out": 16},
+                {"depth": 2, "out": 32, "stride": 2, "adaptor": False},  # no positions here
+            ],
+            "adaptors": {"max": 2},
+        }
+    )
+    seen: set[tuple[int, ...]] = set()
+    for seed in range(40):
+        trial = RandomTrial(seed)
+        spec = sp.sample(trial)
+        positions = tuple(i for i, layer in enumerate(spec.layers) if layer.adaptor)
+        assert len(positions) <= 2 and all(i < 3 for i in positions)
+        seen.add(positions)
+        # every position of stage 0 is asked, in every trial; stage 1 offers none
+        assert {f"s0.l{j}.adaptor" for j in range(3)} <= set(trial.params)
+        assert not any(name.startswith("s1.") and "adaptor" in name for name in trial.params)
+    assert {(1,), (2,), (0, 1)} <= seen  # the middle and last layer of a stage are positions too
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,9 @@ deterministically, so every trial yields a valid spec with the same parameter na
   does, else 1;
 - more adaptors than ``adaptors.max`` → the first ``max`` sampled positions are kept.
 
+Adaptor positions are a layer field (``s1.l2.adaptor``): any layer may be one, and a stage's
+``adaptor`` override limits the candidates to the stages that allow them.
+
 Pure torch/pydantic: the trial is duck-typed (anything with ``suggest_categorical``), so this
 module never imports optuna.
 """
@@ -78,6 +81,7 @@ class LayerChoices(_Model):
     attention: list[Literal["none", "se"]] | None = None
     shortcut: list[Literal["b", "d"]] | None = None
     act: list[Literal["relu", "relu6", "hswish"] | None] | None = None
+    adaptor: list[bool] | None = None  # may a Shape Adaptor sit before this layer
 
     _listify = field_validator(
         "block",
@@ -90,6 +94,7 @@ class LayerChoices(_Model):
         "attention",
         "shortcut",
         "act",
+        "adaptor",
         mode="before",
     )(lambda v: None if v is None else _as_list(v))
 
@@ -105,6 +110,7 @@ DEFAULT_LAYER: dict[str, list[Any]] = {
     "attention": ["none"],
     "shortcut": ["b"],
     "act": [None],
+    "adaptor": [False],
 }
 
 
@@ -114,9 +120,8 @@ class StageChoices(LayerChoices):
     depth: list[int] = Field(min_length=1)
     out: list[int] = Field(min_length=1)
     stride: Literal[1, 2] = 1
-    adaptor: list[bool] = [False]  # a Shape Adaptor candidate before the stage's first layer
 
-    _listify2 = field_validator("depth", "out", "adaptor", mode="before")(_as_list)
+    _listify2 = field_validator("depth", "out", mode="before")(_as_list)
 
 
 class StemChoices(_Model):
@@ -251,12 +256,15 @@ def sample(space: SearchSpace, trial: Trial) -> ArchSpec:
     for s, stage in enumerate(space.stages):
         depth = pick(f"s{s}.depth", stage.depth)
         out = pick(f"s{s}.out", stage.out)
-        want_adaptor = space.adaptors.max > 0 and pick(f"s{s}.adaptor", stage.adaptor)
         for j in range(depth):
             layer = _sample_layer(
                 space, s, f"s{s}.l{j}", pick, in_ch, out, stage.stride if j == 0 else 1
             )
-            if j == 0 and want_adaptor and adaptors < space.adaptors.max:
+            # Asked even once ``max`` is reached, so a position keeps its parameter in every trial.
+            wanted = space.adaptors.max > 0 and pick(
+                f"s{s}.l{j}.adaptor", space.choices(s, "adaptor")
+            )
+            if wanted and adaptors < space.adaptors.max:
                 layer["adaptor"] = True
                 adaptors += 1
             layers.append(layer)
