@@ -36,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from blocknas.spaces.blocks import BLOCKS
 from blocknas.spaces.errors import SpecError
 from blocknas.spaces.ops import OPS
-from blocknas.spaces.spec import ArchSpec, _spec_error, read_yaml
+from blocknas.spaces.spec import ArchSpec, spec_error, read_yaml
 
 T = TypeVar("T")
 Scalar = int | float | str | bool | None
@@ -174,7 +174,7 @@ class SearchSpace(_Model):
         try:
             super().__init__(**data)
         except ValidationError as e:
-            raise _spec_error(e) from None
+            raise spec_error(e) from None
         self._check_names()
 
     @classmethod
@@ -315,7 +315,7 @@ def _errors(layer: dict[str, Any], in_ch: int) -> SpecError | None:
     except SpecError as e:
         return e
     except ValidationError as e:
-        return _spec_error(e)
+        return spec_error(e)
     return None
 
 

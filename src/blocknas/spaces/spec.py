@@ -117,7 +117,7 @@ class ArchSpec(_Model):
         try:
             super().__init__(**data)
         except ValidationError as e:
-            raise _spec_error(e) from None
+            raise spec_error(e) from None
 
     @model_validator(mode="after")
     def _check_buildable(self) -> ArchSpec:
@@ -175,7 +175,7 @@ def _path(loc: tuple[int | str, ...]) -> str:
     return out
 
 
-def _spec_error(e: ValidationError) -> SpecError:
+def spec_error(e: ValidationError) -> SpecError:
     """The first pydantic error as a one-line SpecError (or the SpecError a validator raised)."""
     err = e.errors()[0]
     original = (err.get("ctx") or {}).get("error")
