@@ -36,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from blocknas.spaces.blocks import BLOCKS
 from blocknas.spaces.errors import SpecError
 from blocknas.spaces.ops import OPS
-from blocknas.spaces.spec import ArchSpec, spec_error, read_yaml
+from blocknas.spaces.spec import ArchSpec, read_yaml, spec_error
 
 T = TypeVar("T")
 Scalar = int | float | str | bool | None
