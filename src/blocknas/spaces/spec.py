@@ -187,4 +187,6 @@ def spec_error(e: ValidationError) -> SpecError:
         return SpecError(path, "unknown field")
     if err["type"] == "missing":
         return SpecError(path, "required field is missing")
+    if err["type"] == "value_error":  # a validator's own message already names the value
+        return SpecError(path, msg.removeprefix("Value error, "))
     return SpecError(path, f"{msg}, got {err['input']!r}")

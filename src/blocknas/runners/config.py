@@ -1,0 +1,81 @@
+"""Training settings: the ``train:`` and ``data:`` sections of a search config, validated.
+
+Defaults follow common practice for small CNNs (SGD with Nesterov momentum, cosine schedule,
+weight decay on conv/linear weights only) and the Shape Adaptor paper for α (its own SGD, lr 0.1,
+momentum 0.9, Nesterov, no weight decay, cosine to 0).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from blocknas.spaces.spec import read_yaml, spec_error
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None, where: str) -> Any:
+        """Validate ``data``; errors become one-line SpecErrors under ``where`` (``train.lr``)."""
+        try:
+            return cls(**(data or {}))
+        except ValidationError as e:
+            raise spec_error(e).at(where) from None
+
+
+class DataConfig(_Model):
+    """Which dataset to train on and where its files are."""
+
+    name: str = "digits"
+    root: Path | None = None  # None: ~/.cache/blocknas/data/<name> (digits needs no files)
+    download: bool = False  # torchvision datasets only
+    val_fraction: float = Field(0.1, gt=0.0, lt=0.5)
+    memory_limit_mb: int = Field(2048, ge=0)  # splits that fit live as tensors on the device
+
+
+class TrainConfig(_Model):
+    """How one candidate is trained.
+
+    >>> TrainConfig(epochs=3, optimizer="adamw", lr=1e-3).nesterov
+    True
+    """
+
+    epochs: int = Field(10, ge=1)
+    batch_size: int = Field(128, ge=2)  # ≥ 2: BN on 1×1 attention features needs two samples
+    optimizer: Literal["sgd", "adamw"] = "sgd"
+    lr: float = Field(0.1, gt=0.0)
+    momentum: float = Field(0.9, ge=0.0, lt=1.0)  # SGD only
+    nesterov: bool = True  # SGD only
+    weight_decay: float = Field(5e-4, ge=0.0)  # on conv/linear weights, not on BN or biases
+    warmup_epochs: float = Field(0.0, ge=0.0)  # linear warm-up, then cosine to 0
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
+    augment: bool = True  # random crop (+ flip where the dataset allows it)
+    # Shape Adaptor α: its own optimizer, the paper's defaults
+    adaptor_lr: float = Field(0.1, gt=0.0)
+    adaptor_momentum: float = Field(0.9, ge=0.0, lt=1.0)
+    adaptor_every: int = Field(1, ge=1)  # α steps every N batches (the paper's repo: 20)
+    # where and how
+    device: str = "auto"  # auto: cuda when available, else cpu
+    amp: Literal["auto", "bf16", "fp16", "off"] = "auto"  # auto: bf16 (or fp16) on CUDA, off on CPU
+    channels_last: bool | None = None  # None: on CUDA only
+    threads: int | None = Field(None, ge=1)  # CPU threads for this process
+    workers: int = Field(2, ge=0)  # DataLoader workers for datasets that stream
+    seed: int = 0
+    # final metrics
+    latency_device: str | None = None  # None: the training device
+    latency_batch: int = Field(1, ge=1)
+
+
+def read_train_config(path: str | Path) -> tuple[DataConfig, TrainConfig]:
+    """The ``data:`` and ``train:`` sections of a YAML config (each may be absent)."""
+    data = read_yaml(path, "config")
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: a config must be a mapping, got {type(data).__name__}")
+    return (
+        DataConfig.from_dict(data.get("data"), "data"),
+        TrainConfig.from_dict(data.get("train"), "train"),
+    )
