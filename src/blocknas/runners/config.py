@@ -31,7 +31,7 @@ class DataConfig(_Model):
     """Which dataset to train on and where its files are."""
 
     name: str = "digits"
-    root: Path | None = None  # None: ~/.cache/blocknas/data/<name> (digits needs no files)
+    root: Path | None = None  # None: ~/.cache/blocknas/data, torchvision's layout below it
     download: bool = False  # torchvision datasets only
     val_fraction: float = Field(0.1, gt=0.0, lt=0.5)
     memory_limit_mb: int = Field(2048, ge=0)  # splits that fit live as tensors on the device
