@@ -1,0 +1,169 @@
+"""The search config: one YAML file with the space, objectives, budgets, training and resources.
+
+Every section but ``name`` and ``space`` has defaults; ``docs/search.md`` explains each field.
+Validation errors are one-line :class:`~blocknas.SpecError` naming the field path.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from blocknas.runners.config import DataConfig, TrainConfig
+from blocknas.spaces.errors import SpecError
+from blocknas.spaces.schema import SearchSpace
+from blocknas.spaces.spec import read_yaml, spec_error
+
+#: metric → default direction; every objective is one of these
+METRICS: dict[str, Literal["maximize", "minimize"]] = {
+    "val_accuracy": "maximize",
+    "deploy_macs": "minimize",
+    "deploy_params": "minimize",
+    "latency_ms": "minimize",
+}
+#: budget name → the metric it limits
+BUDGETS: dict[str, str] = {
+    "macs": "deploy_macs",
+    "params": "deploy_params",
+    "latency_ms": "latency_ms",
+}
+SAMPLERS = ("nsga2", "tpe", "random", "gp")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Objective(_Model):
+    metric: str
+    direction: Literal["maximize", "minimize"] | None = None
+
+    @field_validator("metric")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        if v not in METRICS:
+            raise ValueError(f"unknown metric {v!r}; valid: {', '.join(METRICS)}")
+        return v
+
+    @model_validator(mode="after")
+    def _direction(self) -> Objective:
+        if self.direction is None:
+            object.__setattr__(self, "direction", METRICS[self.metric])
+        return self
+
+
+class Budgets(_Model):
+    """Limits on the deploy form; a candidate over any of them is never trained."""
+
+    macs: float | None = Field(None, gt=0)
+    params: float | None = Field(None, gt=0)
+    latency_ms: float | None = Field(None, gt=0)
+
+    def limits(self) -> dict[str, float]:
+        """The budgets that are set, in a fixed order (the order of the constraint values)."""
+        return {k: float(v) for k in BUDGETS if (v := getattr(self, k)) is not None}
+
+
+class EarlyStopping(_Model):
+    enabled: bool = True
+    min_epoch: int = Field(2, ge=1)  # grace period
+    min_dominators: int = Field(2, ge=1)
+    cost_tolerance: float = Field(0.1, ge=0.0)
+    margin: float = Field(0.0, ge=0.0)
+
+
+class SearchSettings(_Model):
+    sampler: Literal["nsga2", "tpe", "random", "gp"] = "nsga2"
+    trials: int = Field(20, ge=1)  # trained trials; rejected candidates do not count
+    concurrency: int = Field(2, ge=1)
+    seed: int = 0
+    population: int | None = Field(None, ge=2)  # NSGA-II population (default: Optuna's 50)
+    max_rejections: int = Field(2000, ge=1)  # candidates over budget in a row before giving up
+    max_failures: int = Field(2, ge=0)  # retries of a trial whose worker died
+    early_stopping: EarlyStopping = Field(default_factory=EarlyStopping)
+
+
+class Resources(_Model):
+    """What one trial gets; fractional GPUs share a device between trials."""
+
+    cpus: float = Field(1.0, gt=0)
+    gpus: float = Field(0.0, ge=0)
+
+
+class LatencySettings(_Model):
+    device: str = "cpu"  # where latency is predicted and measured
+    threads: int = Field(1, ge=1)
+    batch: int = Field(1, ge=1)
+    table: Path | None = None  # default: <results>/<name>/latency_<device>.json, filled as needed
+
+
+class SearchConfig(_Model):
+    """A whole search.
+
+    >>> cfg = SearchConfig.from_dict({"name": "demo", "space": {"input": [1, 8, 8],
+    ...     "num_classes": 10, "stages": [{"depth": 1, "out": 16}]}})
+    >>> [o.metric for o in cfg.objectives], cfg.search.sampler, cfg.storage_url()
+    (['val_accuracy', 'deploy_macs'], 'nsga2', 'sqlite:///runs/demo/study.db')
+    """
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    space: SearchSpace
+    objectives: list[Objective] = Field(
+        default_factory=lambda: [Objective(metric="val_accuracy"), Objective(metric="deploy_macs")],
+        min_length=1,
+    )
+    budgets: Budgets = Field(default_factory=Budgets)
+    data: DataConfig = Field(default_factory=DataConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    search: SearchSettings = Field(default_factory=SearchSettings)
+    resources: Resources = Field(default_factory=Resources)
+    latency: LatencySettings = Field(default_factory=LatencySettings)
+    storage: str | None = None  # an Optuna RDB URL; default: SQLite under results/<name>/
+    results: Path = Path("runs")  # Ray Tune results, checkpoints, latency table
+
+    @field_validator("objectives", mode="before")
+    @classmethod
+    def _short_form(cls, v: Any) -> Any:
+        return [{"metric": o} if isinstance(o, str) else o for o in v] if isinstance(v, list) else v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SearchConfig:
+        metrics = [o.metric for o in self.objectives]
+        if len(set(metrics)) != len(metrics):
+            raise ValueError(f"objectives name a metric twice: {metrics}")
+        return self
+
+    # --- reading -----------------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, data: Any) -> SearchConfig:
+        if not isinstance(data, dict):
+            raise SpecError(
+                "config", f"a search config must be a mapping, got {type(data).__name__}"
+            )
+        try:
+            return cls(**data)
+        except ValidationError as e:
+            raise spec_error(e) from None
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> SearchConfig:
+        try:
+            return cls.from_dict(read_yaml(path, "search config"))
+        except SpecError as e:
+            raise SpecError(f"{path}: {e.path}" if e.path else str(path), e.message) from None
+
+    # --- derived -----------------------------------------------------------------------------
+    @property
+    def run_dir(self) -> Path:
+        """Where this search writes: results/<name>/."""
+        return self.results / self.name
+
+    def storage_url(self) -> str:
+        return self.storage or f"sqlite:///{self.run_dir / 'study.db'}"
+
+    def needs_latency(self) -> bool:
+        return self.budgets.latency_ms is not None or any(
+            o.metric == "latency_ms" for o in self.objectives
+        )

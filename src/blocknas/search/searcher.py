@@ -1,0 +1,243 @@
+"""The Tune searcher: Optuna decides what to try, and nothing over budget is ever launched.
+
+Each suggestion asks the study for a trial, samples a spec from the space (define-by-run), and
+costs it analytically (deploy MACs and params; latency predicted from the latency table, filled
+as new parts appear). A candidate over a budget is told to the study at once as a complete but
+infeasible trial, with its constraint values, and the next one is asked: it never reaches Ray.
+When a launched trial ends, its record is completed from the trial's final report, and the
+budgets are checked again on what training produced (the learned adaptor sizes, the measured
+latency). The searcher never stops trials: early stopping is the scheduler's job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import optuna
+from ray.tune.search import Searcher
+
+from blocknas.cost import cost
+from blocknas.cost.table import LatencyTable
+from blocknas.search.config import BUDGETS, SearchConfig
+from blocknas.search.study import finished_launched
+from blocknas.spaces import ArchSpec
+
+TrialState = optuna.trial.TrialState
+
+
+def arch_summary(spec: ArchSpec) -> str:
+    """A short human summary: ``stem16 basic/conv16 basic/acb32↓ +A inverted/dwsep48↓``."""
+    parts = [f"stem{spec.stem.out}"]
+    for layer in spec.layers:
+        mark = "↓" if layer.stride == 2 else ""
+        parts.append(
+            ("+A " if layer.adaptor else "") + f"{layer.block}/{layer.op}{layer.out}{mark}"
+        )
+    return " ".join(parts)
+
+
+class Coster:
+    """Analytic costs of a candidate before training (latency from a table when needed)."""
+
+    def __init__(self, config: SearchConfig) -> None:
+        self.config = config
+        self.table: LatencyTable | None = None
+        if config.needs_latency():
+            lat = config.latency
+            self.path = lat.table or config.run_dir / f"latency_{lat.device}.json"
+            self.table = (
+                LatencyTable.load(self.path)
+                if self.path.exists()
+                else LatencyTable(device=lat.device, threads=lat.threads, batch=lat.batch)
+            )
+            have = (self.table.device, self.table.threads, self.table.batch)
+            if have != (lat.device, lat.threads, lat.batch):
+                raise ValueError(
+                    f"latency table {self.path} was measured with device, threads, batch = "
+                    f"{have}, but the config's latency section asks for "
+                    f"{(lat.device, lat.threads, lat.batch)}; point latency.table elsewhere"
+                )
+
+    def __call__(self, spec: ArchSpec) -> dict[str, Any]:
+        c = cost(spec)
+        out: dict[str, Any] = {
+            "deploy_macs": c.deploy_macs,
+            "deploy_params": c.deploy_params,
+            "train_macs": c.macs,
+            "train_params": c.params,
+            "latency_ms": None,
+        }
+        if self.table is not None:
+            if self.table.add(spec):  # measured new parts: keep them for the next search
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self.table.save(self.path)
+            out["latency_ms"] = self.table.predict(spec)
+        return out
+
+
+def constraint_values(config: SearchConfig, metrics: dict[str, Any]) -> list[float]:
+    """``value − limit`` per budget that is set (≤ 0: within budget)."""
+    out = []
+    for name, limit in config.budgets.limits().items():
+        value = metrics.get(BUDGETS[name])
+        out.append(float("inf") if value is None else float(value) - limit)
+    return out
+
+
+def over_budget(config: SearchConfig, metrics: dict[str, Any]) -> str | None:
+    """Why ``metrics`` break a budget (one line), or None."""
+    broken = [
+        f"{name} {metrics.get(BUDGETS[name])} > {limit:g}"
+        for (name, limit), c in zip(
+            config.budgets.limits().items(), constraint_values(config, metrics), strict=True
+        )
+        if c > 0
+    ]
+    return "over budget: " + ", ".join(broken) if broken else None
+
+
+class StudySearcher(Searcher):
+    """Tune searcher backed by the search's Optuna study (see the module docstring)."""
+
+    def __init__(
+        self,
+        study: optuna.Study,
+        config: SearchConfig,
+        *,
+        trials: int,
+        trial_config: dict[str, Any],
+        checkpoint_dir: Path,
+        coster: Callable[[ArchSpec], dict[str, Any]] | None = None,
+        stopped_at: Callable[[str], int | None] = lambda _trial_id: None,
+        on_finish: Callable[[optuna.trial.FrozenTrial, int], None] | None = None,
+    ) -> None:
+        super().__init__()  # no metric: error reports lack val_accuracy, and Tune checks it
+        self.study, self.config, self.trials = study, config, trials
+        self.trial_config = trial_config
+        self.checkpoint_dir = checkpoint_dir
+        self.coster = coster or Coster(config)
+        self.stopped_at = stopped_at
+        self.on_finish = on_finish
+        self.launched = finished_launched(study)  # includes trials of earlier (resumed) runs
+        self.running: dict[str, optuna.Trial] = {}
+        self.rejected = 0
+        self.error: str | None = None
+
+    # --- what to try -------------------------------------------------------------------------
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:  # type: ignore[override]
+        if self.launched >= self.trials or self.error:
+            return Searcher.FINISHED
+        for _ in range(self.config.search.max_rejections):
+            trial = self.study.ask()
+            spec = self.config.space.sample(trial)
+            costs = self.coster(spec)
+            constraints = constraint_values(self.config, costs)
+            attrs = {
+                "spec": spec.to_json(),
+                "arch": arch_summary(spec),
+                "macs": costs["deploy_macs"],
+                "params": costs["deploy_params"],
+                "train_macs": costs["train_macs"],
+                "train_params": costs["train_params"],
+                "latency_ms": costs["latency_ms"],
+                "constraints": constraints,
+            }
+            reason = over_budget(self.config, costs)
+            if reason is not None:
+                self._set(trial, attrs | {"feasible": False, "launched": False, "reason": reason})
+                self._tell(trial, constraints, self._values({**costs, "val_accuracy": 0.0}))
+                self.rejected += 1
+                continue
+            # a trial queued again after a killed driver resumes from its first run's checkpoint
+            first = trial.user_attrs.get("retry_of", trial.number)
+            checkpoint = self.checkpoint_dir / f"trial_{first:05d}.pt"
+            self._set(trial, attrs | {"launched": True, "checkpoint": str(checkpoint)})
+            self.running[trial_id] = trial
+            self.launched += 1
+            return {
+                **self.trial_config,
+                "spec": spec.to_dict(),
+                "number": trial.number,
+                "costs": {k: v for k, v in costs.items() if v is not None},
+                "checkpoint": str(checkpoint),
+            }
+        self.error = (
+            f"no candidate within the budgets in {self.config.search.max_rejections} draws in a "
+            "row; loosen `budgets:` or narrow the space"
+        )
+        return Searcher.FINISHED
+
+    # --- what happened -------------------------------------------------------------------------
+    def on_trial_complete(
+        self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
+    ) -> None:
+        trial = self.running.pop(trial_id, None)
+        if trial is None:
+            return
+        result = result or {}
+        attrs: dict[str, Any] = {
+            "epochs": int(result.get("epoch", 0) or 0),
+            "node": result.get("node"),
+            "wall_seconds": result.get("wall_seconds", result.get("time_total_s")),
+        }
+        stopped = self.stopped_at(trial_id)
+        if error or "error" in result:
+            reason = result.get("error") or "the trial's worker failed (see the Ray logs)"
+            self._set(trial, attrs | {"feasible": False, "reason": reason})
+            self.study.tell(trial, state=TrialState.FAIL)
+        elif stopped is not None or not result.get("final"):
+            epoch = stopped or attrs["epochs"]
+            why = f"stopped early at epoch {epoch}: dominated in accuracy and cost"
+            self._set(trial, attrs | {"feasible": False, "reason": why})
+            self.study.tell(trial, state=TrialState.PRUNED)
+        else:
+            self._complete(trial, result, attrs)
+        if self.on_finish is not None:
+            self.on_finish(self.study._storage.get_trial(trial._trial_id), len(self.running))
+
+    def _complete(self, trial: optuna.Trial, result: dict[str, Any], attrs: dict[str, Any]) -> None:
+        """Record a trained trial, checking the budgets again on what training produced."""
+        metrics = {k: result.get(k) for k in ("deploy_macs", "deploy_params", "latency_ms")}
+        metrics["val_accuracy"] = result.get("val_accuracy")
+        reason = over_budget(self.config, metrics)
+        attrs |= {
+            "val_accuracy": result.get("val_accuracy"),
+            "test_accuracy": result.get("test_accuracy"),
+            "macs": result.get("deploy_macs"),
+            "params": result.get("deploy_params"),
+            "train_macs": result.get("macs"),
+            "train_params": result.get("params"),
+            "latency_ms": result.get("latency_ms"),
+            "spec": result.get("spec") or trial.user_attrs.get("spec"),
+            "constraints": constraint_values(self.config, metrics),
+            "feasible": reason is None,
+        }
+        if reason is not None:
+            attrs["reason"] = reason + " after training"
+        self._set(trial, attrs)
+        self._tell(trial, attrs["constraints"], self._values(metrics))
+
+    # --- helpers ---------------------------------------------------------------------------------
+    def _values(self, metrics: dict[str, Any]) -> list[float]:
+        return [float(metrics.get(o.metric) or 0.0) for o in self.config.objectives]
+
+    def _set(self, trial: optuna.Trial, attrs: dict[str, Any]) -> None:
+        for key, value in attrs.items():
+            trial.set_user_attr(key, value)
+
+    def _tell(self, trial: optuna.Trial, constraints: list[float], values: list[float]) -> None:
+        """Finish a trial with its values and the constraint values the samplers read (a
+        constraint can be set once, so only here: at rejection, or after training)."""
+        names = self.config.budgets.limits()
+        for name, value in zip(names, constraints, strict=True):
+            trial.set_constraint(name, value)
+        self.study.tell(trial, values)
+
+    # --- Tune's checkpointing of the searcher: the study is the state -------------------------
+    def save(self, checkpoint_path: str) -> None:
+        """Nothing to save: every trial is already in the study's storage."""
+
+    def restore(self, checkpoint_path: str) -> None:
+        """Nothing to restore: ``--resume`` reopens the study instead."""
