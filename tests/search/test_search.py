@@ -286,3 +286,41 @@ def test_existing_study_needs_resume(tmp_path: Path) -> None:
     open_study(cfg, resume=False)
     with pytest.raises(ValueError, match=r"already exists.*--resume"):
         open_study(cfg, resume=False)
+
+
+def test_trial_on_a_dying_node_is_retried_elsewhere(tmp_path: Path) -> None:
+    import ray
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})  # trials on workers
+    doomed = cluster.add_node(num_cpus=1)
+    cluster.wait_for_nodes()
+    cfg = config(
+        tmp_path,
+        train={"epochs": 40},
+        search={"trials": 1, "concurrency": 1, "max_failures": 2},
+    )
+    first_epoch = tmp_path / "runs" / "tiny" / "checkpoints" / "trial_00000.pt"
+    outcome: list[SearchOutcome] = []
+    ray.init(address=cluster.address, log_to_driver=False)  # the search reuses this connection
+    # The search runs in a thread: Ray adds and removes nodes from the main thread only.
+    search = threading.Thread(target=lambda: outcome.append(_run(cfg)[0]), daemon=True)
+    search.start()
+    try:
+        deadline = time.monotonic() + 120
+        while not first_epoch.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert first_epoch.exists(), "the trial never finished its first epoch"
+        cluster.add_node(num_cpus=1)  # somewhere to go
+        cluster.remove_node(doomed, allow_graceful=False)  # mid-trial
+        search.join(timeout=300)
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+    assert outcome, "the search did not finish"
+    df = outcome[0].results
+    done = df[df.state == "complete"]
+    assert len(done) == 1, df[["number", "state", "reason"]]
+    assert done.epochs.iloc[0] == 40
+    node = str(done.node.iloc[0])
+    assert node.split("/")[1] != doomed.node_id[:8], node  # finished on the new node
