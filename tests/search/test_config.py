@@ -29,12 +29,16 @@ def test_defaults() -> None:
         ("val_accuracy", "maximize"),
         ("deploy_macs", "minimize"),
     ]
-    assert cfg.budgets.limits() == {} and not cfg.needs_latency()
+    assert cfg.budgets.limits() == {} and not cfg.predicts_latency()
     assert cfg.search.sampler == "nsga2" and cfg.resources.gpus == 0
     latency = SearchConfig.from_dict(
         {"name": "x", "space": SPACE, "budgets": {"latency_ms": 2, "macs": 1e6}}
     )
-    assert list(latency.budgets.limits()) == ["macs", "latency_ms"] and latency.needs_latency()
+    assert list(latency.budgets.limits()) == ["macs", "latency_ms"] and latency.predicts_latency()
+    objective_only = SearchConfig.from_dict(
+        {"name": "x", "space": SPACE, "objectives": ["val_accuracy", "latency_ms"]}
+    )
+    assert not objective_only.predicts_latency()
 
 
 @pytest.mark.parametrize(

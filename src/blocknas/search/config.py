@@ -163,7 +163,8 @@ class SearchConfig(_Model):
     def storage_url(self) -> str:
         return self.storage or f"sqlite:///{self.run_dir / 'study.db'}"
 
-    def needs_latency(self) -> bool:
-        return self.budgets.latency_ms is not None or any(
-            o.metric == "latency_ms" for o in self.objectives
-        )
+    def predicts_latency(self) -> bool:
+        """Whether candidates get a latency predicted from the table before training: for a
+        latency budget, or when a table is given. A latency objective alone needs no prediction:
+        trained trials report their measured latency, and timing new parts costs seconds."""
+        return self.budgets.latency_ms is not None or self.latency.table is not None

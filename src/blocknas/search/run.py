@@ -98,8 +98,13 @@ def run_search(
     if resume and (already := finished_launched(study)):
         echo(f"resuming: {already} of {wanted} trials already done")
 
+    # what early stopping compares: the cost objectives known before training (a latency
+    # objective without a prediction from the table is measured only at the end)
+    known = {"deploy_macs", "deploy_params"} | (
+        {"latency_ms"} if config.predicts_latency() else set()
+    )
     metrics = [o.metric for o in config.objectives]
-    cost_keys = tuple(m for m in metrics if m != "val_accuracy") or ("deploy_macs",)
+    cost_keys = tuple(m for m in metrics if m in known) or ("deploy_macs",)
     es = config.search.early_stopping
     scheduler = (
         ParetoStoppingScheduler(

@@ -44,7 +44,7 @@ class Coster:
     def __init__(self, config: SearchConfig) -> None:
         self.config = config
         self.table: LatencyTable | None = None
-        if config.needs_latency():
+        if config.predicts_latency():
             lat = config.latency
             self.path = lat.table or config.run_dir / f"latency_{lat.device}.json"
             self.table = (
