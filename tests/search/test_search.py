@@ -221,13 +221,17 @@ def test_two_node_cluster_runs_trials_on_both_nodes(tmp_path: Path) -> None:
     cluster.add_node(num_cpus=1)
     cluster.wait_for_nodes()
     try:
+        # with a latency objective and no table: each trial times its deploy form first
         cfg = config(tmp_path, search={"trials": 4, "concurrency": 2})
+        cfg["objectives"] = ["val_accuracy", "deploy_macs", "latency_ms"]
         outcome, _ = _run(cfg, address=cluster.address)
     finally:
         ray.shutdown()
         cluster.shutdown()
     df = outcome.results
     _check_records(df, cfg)
+    assert df.attrs["objectives"][2] == ("latency_ms", "minimize")
+    assert (df[df.state == "complete"].latency_ms > 0).all()
     nodes = set(df[df.state == "complete"].node)
     assert len(nodes) == 2, nodes
     assert all(n.startswith("127.0.0.1/") for n in nodes), nodes

@@ -98,13 +98,11 @@ def run_search(
     if resume and (already := finished_launched(study)):
         echo(f"resuming: {already} of {wanted} trials already done")
 
-    # what early stopping compares: the cost objectives known before training (a latency
-    # objective without a prediction from the table is measured only at the end)
-    known = {"deploy_macs", "deploy_params"} | (
-        {"latency_ms"} if config.predicts_latency() else set()
-    )
+    # what early stopping compares: every cost objective; a latency the table does not predict
+    # is measured by the trial before it trains (one short timing) so that it can be compared
     metrics = [o.metric for o in config.objectives]
-    cost_keys = tuple(m for m in metrics if m in known) or ("deploy_macs",)
+    cost_keys = tuple(m for m in metrics if m != "val_accuracy") or ("deploy_macs",)
+    time_first = "latency_ms" in cost_keys and not config.predicts_latency()
     es = config.search.early_stopping
     scheduler = (
         ParetoStoppingScheduler(
@@ -152,6 +150,7 @@ def run_search(
             "train": train_cfg,
             "data": config.data.model_dump(mode="json"),
             "split_seed": config.search.seed,
+            "time_latency_first": time_first,
         },
         checkpoint_dir=run_dir / "checkpoints",
         stopped_at=(lambda tid: scheduler.stopped.get(tid)) if scheduler else (lambda _t: None),
