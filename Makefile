@@ -39,6 +39,8 @@ bench: $(STAMP)
 	$(PY) bench/bench_blocks.py
 	$(PY) bench/bench_cost.py
 	$(PY) bench/bench_latency_table.py
+	$(PY) bench/bench_train_digits.py
+	$(PY) bench/bench_search.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
