@@ -201,7 +201,8 @@ def describe(outcome: SearchOutcome) -> str:
         f"study {outcome.study_name!r} in {outcome.storage}; checkpoints and Ray results in "
         f"{outcome.results_dir}",
         f"{s['done']} trials ({s['complete']} complete, {s['pruned']} pruned, {s['failed']} "
-        f"failed), {outcome.rejected} candidates rejected over budget before training, "
+        f"failed), {outcome.rejected} candidate{'' if outcome.rejected == 1 else 's'} rejected "
+        "over budget before training, "
         f"{outcome.epochs_saved} epochs saved by early stopping",
         f"Pareto front ({len(outcome.front)} architectures, hypervolume {s['hypervolume']:.4g}):",
         front_table(outcome.results),
