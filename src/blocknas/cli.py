@@ -338,7 +338,6 @@ def train_cmd(
     """
     from blocknas import ArchSpec
     from blocknas.runners.config import DataConfig, TrainConfig, read_train_config
-    from blocknas.runners.data import load_data
     from blocknas.runners.train import EpochReport, train
 
     spec = ArchSpec.from_file(spec_file)
@@ -352,15 +351,7 @@ def train_cmd(
     data_cfg = DataConfig.from_dict(
         {**data_cfg.model_dump(), **{k: v for k, v in data_flags.items() if v is not None}}, "data"
     )
-    splits = load_data(
-        data_cfg.name,
-        input=spec.input,
-        root=data_cfg.root,
-        download=data_cfg.download,
-        seed=train_cfg.seed,
-        val_fraction=data_cfg.val_fraction,
-        memory_limit_mb=data_cfg.memory_limit_mb,
-    )
+    splits = data_cfg.load(spec.input, seed=train_cfg.seed)
     checkpoint = checkpoint or Path("runs") / f"{spec_file.stem}.pt"
     with typer.progressbar(length=1, label="training", file=sys.stderr) as bar:
 

@@ -8,11 +8,14 @@ momentum 0.9, Nesterov, no weight decay, cosine to 0).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from blocknas.spaces.spec import read_yaml, spec_error
+
+if TYPE_CHECKING:
+    from blocknas.runners.data import DataSplits
 
 
 class _Model(BaseModel):
@@ -35,6 +38,20 @@ class DataConfig(_Model):
     download: bool = False  # torchvision datasets only
     val_fraction: float = Field(0.1, gt=0.0, lt=0.5)
     memory_limit_mb: int = Field(2048, ge=0)  # splits that fit live as tensors on the device
+
+    def load(self, input: tuple[int, ...] | list[int], *, seed: int) -> DataSplits:
+        """The dataset as splits at ``input`` size; ``seed`` picks the val split."""
+        from blocknas.runners.data import load_data
+
+        return load_data(
+            self.name,
+            input=input,
+            root=self.root,
+            download=self.download,
+            seed=seed,
+            val_fraction=self.val_fraction,
+            memory_limit_mb=self.memory_limit_mb,
+        )
 
 
 class TrainConfig(_Model):

@@ -15,7 +15,7 @@ from typing import Any
 
 from blocknas.cost import measure_latency
 from blocknas.runners.config import DataConfig, TrainConfig
-from blocknas.runners.data import DataSplits, load_data
+from blocknas.runners.data import DataSplits
 from blocknas.runners.train import EpochReport, train
 from blocknas.spaces import ArchSpec
 
@@ -26,15 +26,7 @@ def _data(cfg: DataConfig, input: tuple[int, int, int], seed: int) -> DataSplits
     key = (cfg.model_dump_json(), input, seed)
     if key not in _DATA:
         _DATA.clear()  # one dataset per worker at a time: memory stays bounded
-        _DATA[key] = load_data(
-            cfg.name,
-            input=input,
-            root=cfg.root,
-            download=cfg.download,
-            seed=seed,
-            val_fraction=cfg.val_fraction,
-            memory_limit_mb=cfg.memory_limit_mb,
-        )
+        _DATA[key] = cfg.load(input, seed=seed)
     return _DATA[key]
 
 
@@ -51,8 +43,7 @@ def run_trial(config: dict[str, Any]) -> None:
     from ray import tune
 
     t0 = time.perf_counter()
-    costs: dict[str, Any] = dict(config.get("costs", {}))
-    base: dict[str, Any] = {"node": node_name(), **costs}
+    base: dict[str, Any] = {"node": node_name(), **config.get("costs", {})}
     last_epoch = 0
 
     def on_epoch(r: EpochReport) -> None:

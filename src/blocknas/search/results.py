@@ -18,6 +18,8 @@ import numpy as np
 import optuna
 import pandas as pd
 
+from blocknas.search.study import storage_for
+
 TrialState = optuna.trial.TrialState
 
 #: objective metric → the trial user attribute holding it, and the budget limiting it (if any)
@@ -40,20 +42,6 @@ Objectives = Sequence[tuple[str, str] | str] | None
 
 
 # --- loading ---------------------------------------------------------------------------------
-def _open_storage(url: str) -> optuna.storages.BaseStorage:
-    """An RDB storage for ``url``; a SQLite file must already exist (it is never created)."""
-    if url.startswith("sqlite:///"):
-        path = url.removeprefix("sqlite:///").split("?")[0]
-        if path not in ("", ":memory:") and not Path(path).is_file():
-            raise ValueError(f"no study storage at {path} (the search has not run, or wrong path)")
-    try:
-        return optuna.storages.RDBStorage(url, skip_table_creation=True)
-    except (ImportError, ModuleNotFoundError) as e:
-        raise ValueError(f"storage {url!r} needs a driver: {e}") from None
-    except optuna.exceptions.StorageInternalError:
-        raise ValueError(f"{url} is not an Optuna study storage") from None
-
-
 def _load_study(
     storage: str | Path | optuna.storages.BaseStorage | optuna.Study, study: str | None
 ) -> optuna.Study:
@@ -62,7 +50,7 @@ def _load_study(
     where = str(storage)
     if isinstance(storage, Path):
         storage = f"sqlite:///{storage}"
-    store = _open_storage(storage) if isinstance(storage, str) else storage
+    store = storage_for(storage, create=False) if isinstance(storage, str) else storage
     names = sorted(optuna.get_all_study_names(store))
     if study is None:
         if len(names) != 1:

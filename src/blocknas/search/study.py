@@ -35,17 +35,27 @@ def make_sampler(config: SearchConfig) -> optuna.samplers.BaseSampler:
     return optuna.samplers.RandomSampler(seed=s.seed)
 
 
-def storage_for(url: str) -> optuna.storages.BaseStorage:
-    """An RDB storage; a SQLite file's directory is created first, and it is put in WAL mode."""
+def storage_for(url: str, *, create: bool = True) -> optuna.storages.BaseStorage:
+    """An RDB storage, SQLite files in WAL mode.
+
+    ``create=True`` (a search) makes a SQLite file's directory and the tables as needed;
+    ``create=False`` (reading results) requires an existing Optuna storage and never makes one.
+    """
     sqlite = url.startswith("sqlite:///")
     if sqlite:
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        path = url.removeprefix("sqlite:///").split("?")[0]
+        if create:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        elif path not in ("", ":memory:") and not Path(path).is_file():
+            raise ValueError(f"no study storage at {path} (the search has not run, or wrong path)")
     try:
-        storage = optuna.storages.RDBStorage(url)
+        storage = optuna.storages.RDBStorage(url, skip_table_creation=not create)
     except (ImportError, ModuleNotFoundError) as e:
         raise ValueError(
             f"storage {url!r} needs a driver: {e} (pip install blocknas[postgres])"
         ) from None
+    except optuna.exceptions.StorageInternalError:
+        raise ValueError(f"{url} is not an Optuna study storage") from None
     if sqlite:
         _fast_sqlite(storage)
     return storage
