@@ -16,11 +16,13 @@ from typing import Any
 
 import optuna
 import pytest
+import sqlalchemy.exc
 import yaml
 
 from blocknas import load_results, pareto_front
 from blocknas.search.config import SearchConfig
 from blocknas.search.run import SearchOutcome, run_search
+from blocknas.search.study import storage_for
 
 BUDGET = 100_000  # deploy MACs: about a third of this space is over it
 
@@ -251,8 +253,13 @@ def test_resume_after_sigkill_keeps_every_completed_trial_once(tmp_path: Path) -
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline and len(before) < 2:
             time.sleep(1)
-            if Path(storage.removeprefix("sqlite:///")).exists():
-                study = optuna.load_study(study_name="tiny", storage=storage)
+            try:  # read only: never race the driver creating the tables
+                study = optuna.load_study(
+                    study_name="tiny", storage=storage_for(storage, create=False)
+                )
+            except (ValueError, KeyError, sqlalchemy.exc.SQLAlchemyError):
+                continue  # not there yet
+            else:
                 before = {
                     t.number: tuple(t.values)
                     for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
