@@ -1,4 +1,8 @@
-"""Every dataset loader on data the tests write in that dataset's own on-disk format."""
+"""Every dataset loader on data the tests write in that dataset's own on-disk format.
+
+The writers (``write_mnist``, ``write_cifar``, ``write_folder``) are shared with
+``test_data_check.py``.
+"""
 
 from __future__ import annotations
 
@@ -12,21 +16,18 @@ import torch
 from PIL import Image
 
 from blocknas.runners.data import (
-    DATASETS,
     DataError,
     StreamSource,
     TensorSource,
     batches,
-    load_data,
     stratified_split,
 )
+from blocknas.runners.datasets import DATASETS, load_data
 from blocknas.runners.train import train
 from blocknas.spaces.selftest import combination_spec
 
 
-def _images(
-    n: int, classes: int, shape: tuple[int, ...], seed: int
-) -> tuple[np.ndarray, list[int]]:
+def images(n: int, classes: int, shape: tuple[int, ...], seed: int) -> tuple[np.ndarray, list[int]]:
     """Class-dependent brightness so that a label can be checked against its image."""
     rng = np.random.default_rng(seed)
     labels = [i % classes for i in range(n)]
@@ -52,15 +53,21 @@ def _write_idx(folder: Path, prefix: str, x: np.ndarray, y: list[int]) -> None:
     (folder / f"{prefix}-labels-idx1-ubyte").write_bytes(struct.pack(">II", 2049, n) + bytes(y))
 
 
+def write_mnist(root: Path, folder: str) -> tuple[np.ndarray, list[int]]:
+    """200 train and 50 test idx images under ``root/<folder>/raw``; returns the test ones."""
+    raw = root / folder / "raw"
+    x, y = images(200, 10, (28, 28), seed=1)
+    _write_idx(raw, "train", x, y)
+    xt, yt = images(50, 10, (28, 28), seed=2)
+    _write_idx(raw, "t10k", xt, yt)
+    return xt, yt
+
+
 @pytest.mark.parametrize(
     ("name", "folder"), [("mnist", "MNIST"), ("fashion_mnist", "FashionMNIST")]
 )
 def test_mnist_family(tmp_path: Path, name: str, folder: str) -> None:
-    raw = tmp_path / folder / "raw"
-    x, y = _images(200, 10, (28, 28), seed=1)
-    _write_idx(raw, "train", x, y)
-    xt, yt = _images(50, 10, (28, 28), seed=2)
-    _write_idx(raw, "t10k", xt, yt)
+    xt, yt = write_mnist(tmp_path, folder)
     d = load_data(name, input=(1, 28, 28), root=tmp_path, val_fraction=0.2)
     assert isinstance(d.train, TensorSource)
     assert (len(d.train), len(d.val), len(d.test)) == (160, 40, 50)
@@ -74,17 +81,17 @@ def test_mnist_family(tmp_path: Path, name: str, folder: str) -> None:
 
 
 # --- CIFAR-10 and CIFAR-100: pickled batches ---------------------------------------------------
-def _write_cifar(root: Path, hundred: bool) -> tuple[np.ndarray, list[int]]:
+def write_cifar(root: Path, hundred: bool) -> tuple[np.ndarray, list[int]]:
     classes = 100 if hundred else 10
     folder = root / ("cifar-100-python" if hundred else "cifar-10-batches-py")
     folder.mkdir(parents=True)
     key = "fine_labels" if hundred else "labels"
     names = ["train"] if hundred else [f"data_batch_{i}" for i in range(1, 6)]
     for i, fname in enumerate(names):
-        x, y = _images(200 if hundred else 40, classes, (3, 32, 32), seed=i)
+        x, y = images(200 if hundred else 40, classes, (3, 32, 32), seed=i)
         with open(folder / fname, "wb") as f:
             pickle.dump({"data": x.reshape(len(y), -1), key: y}, f)
-    xt, yt = _images(30, classes, (3, 32, 32), seed=99)
+    xt, yt = images(30, classes, (3, 32, 32), seed=99)
     with open(folder / ("test" if hundred else "test_batch"), "wb") as f:
         pickle.dump({"data": xt.reshape(len(yt), -1), key: yt}, f)
     meta_key = "fine_label_names" if hundred else "label_names"
@@ -95,7 +102,7 @@ def _write_cifar(root: Path, hundred: bool) -> tuple[np.ndarray, list[int]]:
 
 @pytest.mark.parametrize("hundred", [False, True])
 def test_cifar(tmp_path: Path, hundred: bool) -> None:
-    xt, yt = _write_cifar(tmp_path, hundred)
+    xt, yt = write_cifar(tmp_path, hundred)
     name = "cifar100" if hundred else "cifar10"
     d = load_data(name, input=(3, 32, 32), root=tmp_path)
     assert d.num_classes == (100 if hundred else 10) and d.flip
@@ -113,19 +120,26 @@ def test_missing_files_are_one_line_errors(tmp_path: Path) -> None:
     for name in ("cifar10", "cifar100", "mnist", "fashion_mnist"):
         with pytest.raises(DataError, match=r"no files under .*download") as e:
             load_data(name, input=(3, 32, 32), root=tmp_path / "nowhere")
-        assert "\n" not in str(e.value)
-    with pytest.raises(DataError, match="is not a directory"):
+        assert "\n" not in str(e.value) and e.value.field == "root"
+    with pytest.raises(DataError, match="is not a directory") as e:
         load_data("imagefolder", input=(3, 8, 8), root=tmp_path / "nowhere")
-    with pytest.raises(DataError, match=r"needs data\.root"):
+    assert e.value.field == "root"
+    with pytest.raises(DataError, match=r"needs data\.root") as e:
         load_data("imagefolder", input=(3, 8, 8))
-    with pytest.raises(DataError, match="unknown dataset 'svhn'; choose one of digits"):
+    assert e.value.field == "root"
+    with pytest.raises(DataError, match="unknown dataset 'svhn'; choose one of digits") as e:
         load_data("svhn", input=(3, 8, 8))
-    with pytest.raises(DataError, match="channel"):
+    assert e.value.field == "name"
+    with pytest.raises(DataError, match="asks for 2 channel") as e:
         load_data("digits", input=(2, 8, 8))
+    assert e.value.field == "input"
+    with pytest.raises(DataError, match="val_fraction") as e:
+        load_data("digits", input=(1, 8, 8), val_fraction=0.5)
+    assert e.value.field is None
 
 
 # --- image folders ----------------------------------------------------------------------------
-def _write_folder(root: Path, n_per_class: int, mode: str = "RGB", seed: int = 0) -> None:
+def write_folder(root: Path, n_per_class: int, mode: str = "RGB", seed: int = 0) -> None:
     rng = np.random.default_rng(seed)
     for c, name in enumerate(["cat", "dog", "fox"]):
         (root / name).mkdir(parents=True)
@@ -136,9 +150,9 @@ def _write_folder(root: Path, n_per_class: int, mode: str = "RGB", seed: int = 0
 
 
 def test_imagefolder_with_splits(tmp_path: Path) -> None:
-    _write_folder(tmp_path / "train", 6)
-    _write_folder(tmp_path / "val", 2, seed=1)
-    _write_folder(tmp_path / "test", 3, mode="L", seed=2)
+    write_folder(tmp_path / "train", 6)
+    write_folder(tmp_path / "val", 2, seed=1)
+    write_folder(tmp_path / "test", 3, mode="L", seed=2)
     d = load_data("imagefolder", input=(3, 8, 8), root=tmp_path)
     assert d.classes == ["cat", "dog", "fox"] and d.num_classes == 3
     assert (len(d.train), len(d.val), len(d.test)) == (18, 6, 9)
@@ -147,7 +161,7 @@ def test_imagefolder_with_splits(tmp_path: Path) -> None:
 
 
 def test_imagefolder_flat_and_streamed(tmp_path: Path) -> None:
-    _write_folder(tmp_path, 10)
+    write_folder(tmp_path, 10)
     d = load_data("imagefolder", input=(3, 8, 8), root=tmp_path, memory_limit_mb=0)
     assert isinstance(d.train, StreamSource)
     assert len(d.train) + len(d.val) + len(d.test) == 30
@@ -169,7 +183,7 @@ def test_imagefolder_flat_and_streamed(tmp_path: Path) -> None:
 
 
 def test_imagefolder_unknown_class_in_val(tmp_path: Path) -> None:
-    _write_folder(tmp_path / "train", 2)
+    write_folder(tmp_path / "train", 2)
     (tmp_path / "val" / "owl").mkdir(parents=True)
     Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / "val" / "owl" / "0.png")
     with pytest.raises(DataError, match=r"classes \['owl'\] that the train split lacks"):

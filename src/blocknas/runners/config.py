@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from blocknas.spaces.spec import read_yaml, spec_error
 
 if TYPE_CHECKING:
-    from blocknas.runners.data import DataSplits
+    from blocknas.runners.data import DatasetInfo, DataSplits
 
 
 class _Model(BaseModel):
@@ -41,7 +41,7 @@ class DataConfig(_Model):
 
     def load(self, input: tuple[int, ...] | list[int], *, seed: int) -> DataSplits:
         """The dataset as splits at ``input`` size; ``seed`` picks the val split."""
-        from blocknas.runners.data import load_data
+        from blocknas.runners.datasets import load_data
 
         return load_data(
             self.name,
@@ -51,6 +51,25 @@ class DataConfig(_Model):
             seed=seed,
             val_fraction=self.val_fraction,
             memory_limit_mb=self.memory_limit_mb,
+        )
+
+    def check(self, input: tuple[int, ...] | list[int], num_classes: int) -> DatasetInfo:
+        """Check the data against a spec's ``input`` and ``num_classes`` without loading it.
+
+        Cheap (file names only), so a search can fail before it starts any worker; raises a
+        one-line DataError whose ``field`` names the field at fault.
+
+        >>> DataConfig(name="digits").check([1, 8, 8], num_classes=10).num_classes
+        10
+        """
+        from blocknas.runners.datasets import check_data
+
+        return check_data(
+            self.name,
+            input=input,
+            num_classes=num_classes,
+            root=self.root,
+            download=self.download,
         )
 
 

@@ -9,13 +9,16 @@ DataLoader workers. Either way a batch leaves :func:`batches` as normalized floa
 The val split is carved out of the training data, stratified by class, with the search's seed;
 the test split is the dataset's own (or a fixed stratified share, for digits and flat folders) and
 is reported, never used for selection.
+
+This module is the core the loaders build on; the loaders themselves, their registry and
+``load_data`` live in :mod:`blocknas.runners.datasets`, which imports this one (never the reverse).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from pathlib import Path
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -23,11 +26,29 @@ from torch.utils.data import DataLoader, Dataset
 
 Shape = tuple[int, int, int]
 TEST_FRACTION = 0.2  # for datasets without their own test split
-DEFAULT_ROOT = Path("~/.cache/blocknas/data")
+DataField = Literal["name", "root", "download", "num_classes", "input"]
 
 
 class DataError(ValueError):
-    """A dataset that cannot be loaded: missing files, a bad name, a shape it cannot take."""
+    """A dataset that cannot be loaded: missing files, a bad name, a shape it cannot take.
+
+    ``field`` names the config field at fault (``"root"``, ``"num_classes"``, ...), so that a
+    caller can point at it; None when no single field is.
+
+    >>> import pickle
+    >>> e = pickle.loads(pickle.dumps(DataError("num_classes=3, but ...", field="num_classes")))
+    >>> e.field, str(e)
+    ('num_classes', 'num_classes=3, but ...')
+    """
+
+    def __init__(self, message: str, field: DataField | None = None) -> None:
+        self.message = message
+        self.field: DataField | None = field
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[type[DataError], tuple[str, DataField | None]]:
+        # Keep the error picklable with its field (Ray ships exceptions between processes).
+        return (DataError, (self.message, self.field))
 
 
 @dataclass
@@ -180,21 +201,54 @@ def _augment(x: torch.Tensor, flip: bool, generator: torch.Generator | None) -> 
 
 
 # --- shapes, splits, statistics --------------------------------------------------------------
+def as_shape(input: Shape | tuple[int, ...] | list[int]) -> Shape:
+    """The spec's input as (C, H, W), checked: three positive sizes.
+
+    >>> as_shape([3, 32, 32])
+    (3, 32, 32)
+    """
+    if len(input) != 3 or any(int(v) < 1 for v in input):
+        raise DataError(
+            f"input must be three positive sizes (C, H, W), got {list(input)}", field="input"
+        )
+    c, h, w = (int(v) for v in input)
+    return c, h, w
+
+
+def channel_choices(have: int | None) -> tuple[int, ...]:
+    """The input channels images with ``have`` channels can feed (None: they decode to either).
+
+    Grey and RGB convert into each other (:func:`fit_tensor`); other counts stay as they are.
+
+    >>> channel_choices(1), channel_choices(None), channel_choices(4)
+    ((1, 3), (1, 3), (4,))
+    """
+    return (1, 3) if have is None or have in (1, 3) else (have,)
+
+
+def check_channels(name: str, have: int | None, want: int) -> None:
+    """A one-line :class:`DataError` (field ``input``) when ``want`` channels cannot be fed."""
+    allowed = channel_choices(have)
+    if want not in allowed:
+        native = "loads with 1 or 3 channels" if have is None else f"has {have} channel(s)"
+        convert = " (grey and RGB convert into each other)" if allowed == (1, 3) else ""
+        raise DataError(
+            f"input asks for {want} channel(s), but dataset {name!r} {native}; allowed: "
+            f"{' or '.join(map(str, allowed))}{convert}",
+            field="input",
+        )
+
+
 def fit_tensor(x: torch.Tensor, shape: Shape, name: str) -> torch.Tensor:
     """uint8 N×C×H×W at the dataset's size → the configured (C, H, W): channels, then resize."""
     c, h, w = shape
     have = x.shape[1]
-    if have != c:
-        if have == 1 and c == 3:
-            x = x.expand(-1, 3, -1, -1)
-        elif have == 3 and c == 1:
-            weights = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
-            x = (x.float() * weights).sum(1, keepdim=True).round().to(torch.uint8)
-        else:
-            raise DataError(
-                f"dataset {name!r} has {have} channel(s); the spec's input asks for {c} "
-                "(1 and 3 convert into each other)"
-            )
+    check_channels(name, have, c)
+    if have == 1 and c == 3:
+        x = x.expand(-1, 3, -1, -1)
+    elif have == 3 and c == 1:
+        weights = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+        x = (x.float() * weights).sum(1, keepdim=True).round().to(torch.uint8)
     if tuple(x.shape[2:]) != (h, w):
         out = [
             F.interpolate(chunk.float(), size=(h, w), mode="bilinear", antialias=True)
@@ -205,6 +259,29 @@ def fit_tensor(x: torch.Tensor, shape: Shape, name: str) -> torch.Tensor:
         ]
         x = torch.cat(out) if out else x.new_zeros((0, c, h, w))
     return x.contiguous()
+
+
+def fits_memory(n: int, shape: Shape, memory_limit_mb: int) -> bool:
+    """Whether ``n`` uint8 images of ``shape`` fit ``memory_limit_mb`` MiB, to live as a tensor."""
+    c, h, w = shape
+    return n * c * h * w <= memory_limit_mb * 2**20
+
+
+class _ResizeItem:
+    """Reads item ``i`` of an in-memory native-size tensor at the configured size (picklable)."""
+
+    def __init__(self, x: torch.Tensor, shape: Shape, name: str) -> None:
+        self.x, self.shape, self.name = x, shape, name
+
+    def __call__(self, i: int) -> torch.Tensor:
+        return fit_tensor(self.x[i : i + 1], self.shape, self.name)[0]
+
+
+def sized_source(x: torch.Tensor, y: torch.Tensor, shape: Shape, limit: int, name: str) -> Source:
+    """Native-size images as a split: in memory at ``shape`` when it fits, else item by item."""
+    if fits_memory(len(y), shape, limit):
+        return TensorSource(fit_tensor(x, shape, name), y)
+    return StreamSource(_ResizeItem(x, shape, name), y.tolist())
 
 
 def labels_of(source: Source) -> torch.Tensor:
@@ -241,7 +318,7 @@ def channel_stats(source: Source, max_items: int = 4096) -> tuple[tuple[float, .
     return tuple(float(v) for v in mean), tuple(float(v) for v in std)
 
 
-# --- loading ---------------------------------------------------------------------------------
+# --- from a loader's output to splits --------------------------------------------------------
 @dataclass
 class Loaded:
     """What a dataset loader returns: splits at the configured size (val and test optional)."""
@@ -249,67 +326,42 @@ class Loaded:
     train: Source
     test: Source | None
     classes: list[str]
-    flip: bool
     val: Source | None = None
 
 
-Loader = Callable[[Path, bool, Shape, int], Loaded]  # (root, download, input, memory_limit_mb)
+@dataclass
+class DatasetInfo:
+    """What a dataset holds, as a cheap check learns it from file names, without loading it."""
+
+    num_classes: int
+    channels: int | None  # native image channels; None: image files that decode to 1 or 3
+    classes: list[str] = field(default_factory=list)  # empty when unknown before a download
 
 
-def _digits(root: Path, download: bool, shape: Shape, memory_limit_mb: int) -> Loaded:
-    """scikit-learn's bundled 8×8 digits (1,797 images, values 0–16): no files needed."""
-    from sklearn.datasets import load_digits
-
-    d = load_digits()
-    x = torch.from_numpy(d.images).mul(255 / 16).round().to(torch.uint8).unsqueeze(1)
-    y = torch.from_numpy(d.target).long()
-    return Loaded(TensorSource(fit_tensor(x, shape, "digits"), y), None, list("0123456789"), False)
-
-
-def _registry() -> dict[str, Loader]:
-    from blocknas.runners import datasets
-
-    return {
-        "digits": _digits,
-        "imagefolder": datasets.imagefolder,
-        "cifar10": datasets.cifar10,
-        "cifar100": datasets.cifar100,
-        "mnist": datasets.mnist,
-        "fashion_mnist": datasets.fashion_mnist,
-    }
-
-
-DATASETS = ("digits", "imagefolder", "cifar10", "cifar100", "mnist", "fashion_mnist")
-
-
-def load_data(
-    name: str,
-    *,
-    input: Shape | tuple[int, ...] | list[int],
-    root: str | Path | None = None,
-    download: bool = False,
-    seed: int = 0,
-    val_fraction: float = 0.1,
-    memory_limit_mb: int = 2048,
-) -> DataSplits:
-    """Load a dataset as train/val/test splits at the spec's input size.
-
-    ``root`` defaults to ``~/.cache/blocknas/data`` (torchvision's layout below it); ``seed``
-    picks the val split. Raises :class:`DataError` (one line) when the data cannot be loaded.
-
-    >>> d = load_data("digits", input=(1, 16, 16))
-    >>> d.num_classes, d.input_shape, len(d.train) + len(d.val) + len(d.test)
-    (10, (1, 16, 16), 1797)
-    """
-    if name not in DATASETS:
-        raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+def check_val_fraction(val_fraction: float) -> None:
+    """Checked before loading, so that a bad value fails before any file is read."""
     if not 0.0 < val_fraction < 0.5:
         raise DataError(f"val_fraction must be in (0, 0.5), got {val_fraction=}")
-    shape = _shape(input)
-    if name == "imagefolder" and root is None:
-        raise DataError("dataset 'imagefolder' needs data.root (--data-dir): a directory per class")
-    base = Path(root).expanduser() if root is not None else DEFAULT_ROOT.expanduser()
-    loaded = _registry()[name](base, download, shape, memory_limit_mb)
+
+
+def make_splits(
+    name: str,
+    loaded: Loaded,
+    shape: Shape,
+    *,
+    flip: bool,
+    seed: int = 0,
+    val_fraction: float = 0.1,
+) -> DataSplits:
+    """Carve the splits a loader did not provide: a fixed test share, then val with ``seed``.
+
+    >>> x = torch.zeros(40, 1, 4, 4, dtype=torch.uint8)
+    >>> loaded = Loaded(TensorSource(x, torch.arange(40) % 2), None, ["a", "b"])
+    >>> d = make_splits("toy", loaded, (1, 4, 4), flip=False, val_fraction=0.25)
+    >>> len(d.train), len(d.val), len(d.test)
+    (24, 8, 8)
+    """
+    check_val_fraction(val_fraction)
     train, test = loaded.train, loaded.test
     if test is None:  # a fixed test split, the same whatever the seed
         rest, held = stratified_split(labels_of(train), TEST_FRACTION, seed=0)
@@ -333,13 +385,6 @@ def load_data(
         test=test,
         mean=mean,
         std=std,
-        flip=loaded.flip,
+        flip=flip,
         classes=loaded.classes,
     )
-
-
-def _shape(input: Shape | tuple[int, ...] | list[int]) -> Shape:
-    if len(input) != 3 or any(int(v) < 1 for v in input):
-        raise DataError(f"input must be three positive sizes (C, H, W), got {list(input)}")
-    c, h, w = (int(v) for v in input)
-    return c, h, w

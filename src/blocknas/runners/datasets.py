@@ -1,140 +1,199 @@
-"""Loaders for datasets on disk: an image folder, and CIFAR-10/100, MNIST, Fashion-MNIST.
+"""The datasets a search can train on: a registry of loaders, ``load_data`` and ``check_data``.
 
-The torchvision datasets are read from torchvision's own layout under ``root`` (so an existing
-torchvision data directory works as is) and downloaded only when asked. Files a user provides
-are taken as they are: CIFAR's md5 sums are checked only on download, by torchvision.
-Each loader returns its splits at the configured input size, in memory when they fit
-``memory_limit_mb`` and streamed otherwise (see :mod:`blocknas.runners.data`).
+Each registry entry (:data:`DATASETS`) carries what is specific to one dataset: how it loads, how
+it is checked cheaply, whether flips keep its labels. CIFAR-10/100, MNIST and Fashion-MNIST are
+read from torchvision's own layout under ``root`` (an existing torchvision data directory works as
+is), downloaded only when asked; user files are taken as they are (md5 sums are checked only on
+download). Splits live in memory when they fit ``memory_limit_mb``, else stream (see
+:mod:`blocknas.runners.data`, the core this module builds on).
 """
 
 from __future__ import annotations
 
+import functools
+import os
+import pickle
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
 from blocknas.runners.data import (
     DataError,
+    DatasetInfo,
+    DataSplits,
     Loaded,
     Shape,
     Source,
     StreamSource,
     TensorSource,
+    as_shape,
+    check_channels,
+    check_val_fraction,
     fit_tensor,
+    fits_memory,
+    make_splits,
+    sized_source,
 )
 
-
-def _fits(n: int, shape: Shape, memory_limit_mb: int) -> bool:
-    c, h, w = shape
-    return n * c * h * w <= memory_limit_mb * 2**20
+DEFAULT_ROOT = Path("~/.cache/blocknas/data")
 
 
-class _ResizeItem:
-    """Reads item ``i`` of an in-memory native-size tensor at the configured size (picklable)."""
+class Dataset:
+    """A registry entry: how one dataset loads and is checked, and what else is specific to it."""
 
-    def __init__(self, x: torch.Tensor, shape: Shape, name: str) -> None:
-        self.x, self.shape, self.name = x, shape, name
+    name: str
+    flip: bool = False  # horizontal flips keep the label
 
-    def __call__(self, i: int) -> torch.Tensor:
-        return fit_tensor(self.x[i : i + 1], self.shape, self.name)[0]
+    def load(self, root: Path | None, download: bool, shape: Shape, limit: int) -> Loaded:
+        """Its splits at ``shape``, in memory when they fit ``limit`` MiB (``root``: as given)."""
+        raise NotImplementedError
 
-
-def _source(x: torch.Tensor, y: torch.Tensor, shape: Shape, limit: int, name: str) -> Source:
-    """In memory at the configured size when it fits, else resized item by item."""
-    if _fits(len(y), shape, limit):
-        return TensorSource(fit_tensor(x, shape, name), y)
-    return StreamSource(_ResizeItem(x, shape, name), y.tolist())
+    def probe(self, root: Path | None, download: bool) -> DatasetInfo:
+        """What it holds, from the file system alone: never decodes an image or loads arrays."""
+        raise NotImplementedError
 
 
 def _missing(name: str, where: Path) -> DataError:
     return DataError(
         f"dataset {name!r}: no files under {where}; set data.download: true (blocknas train "
-        "--download) or point data.root (--data-dir) at the files"
+        "--download) or point data.root (--data-dir) at the files",
+        field="root",
     )
 
 
-# --- torchvision datasets ----------------------------------------------------------------------
-def _torchvision(name: str, root: Path, download: bool) -> tuple[Any, Any]:
-    """(train, test) torchvision dataset objects, with one-line errors."""
-    from torchvision import datasets as tv
+# --- digits --------------------------------------------------------------------------------------
+class _Digits(Dataset):
+    """scikit-learn's bundled 8×8 digits (1,797 images, values 0–16): no files needed."""
 
-    class _CIFAR10(tv.CIFAR10):
-        def _check_integrity(self) -> bool:  # user files: existence, not md5
-            return all(
-                (Path(self.root) / self.base_folder / f).is_file()
-                for f, _ in self.train_list + self.test_list
-            )
+    name = "digits"
+    classes: ClassVar[tuple[str, ...]] = tuple("0123456789")
 
-        def _load_meta(self) -> None:
-            import pickle
+    def load(self, root: Path | None, download: bool, shape: Shape, limit: int) -> Loaded:
+        from sklearn.datasets import load_digits
 
-            path = Path(self.root) / self.base_folder / self.meta["filename"]
-            with open(path, "rb") as f:
-                self.classes = pickle.load(f, encoding="latin1")[self.meta["key"]]
-            self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
+        d = load_digits()
+        x = torch.from_numpy(d.images).mul(255 / 16).round().to(torch.uint8).unsqueeze(1)
+        y = torch.from_numpy(d.target).long()
+        return Loaded(TensorSource(fit_tensor(x, shape, self.name), y), None, list(self.classes))
 
-    class _CIFAR100(_CIFAR10):
-        base_folder = tv.CIFAR100.base_folder
-        url, filename, tgz_md5 = tv.CIFAR100.url, tv.CIFAR100.filename, tv.CIFAR100.tgz_md5
-        train_list, test_list, meta = (
-            tv.CIFAR100.train_list,
-            tv.CIFAR100.test_list,
-            tv.CIFAR100.meta,
+    def probe(self, root: Path | None, download: bool) -> DatasetInfo:
+        return DatasetInfo(len(self.classes), 1, list(self.classes))
+
+
+# --- torchvision datasets ------------------------------------------------------------------------
+class _Torchvision(Dataset):
+    """A torchvision dataset class ``tv`` read from its layout under ``root``.
+
+    Its family says where torchvision reads (:meth:`folder`), which files it checks there
+    (:meth:`files`) and how the class names are known without loading (:meth:`class_names`).
+    """
+
+    def __init__(self, name: str, tv: str, num_classes: int, channels: int, flip: bool) -> None:
+        self.name, self.tv, self.num_classes, self.channels = name, tv, num_classes, channels
+        self.flip = flip
+
+    def tv_class(self) -> Any:
+        from torchvision import datasets as tv
+
+        return getattr(tv, self.tv)
+
+    def folder(self, root: Path) -> Path:
+        raise NotImplementedError
+
+    def files(self) -> list[str]:
+        raise NotImplementedError
+
+    def class_names(self, folder: Path) -> list[str]:
+        raise NotImplementedError
+
+    def probe(self, root: Path | None, download: bool) -> DatasetInfo:
+        folder = self.folder(root or DEFAULT_ROOT.expanduser())
+        if all((folder / f).is_file() for f in self.files()):
+            names = self.class_names(folder)
+            return DatasetInfo(len(names), self.channels, names)
+        if download:  # the files come later; the counts are known
+            return DatasetInfo(self.num_classes, self.channels, [])
+        raise _missing(self.name, folder)
+
+    def load(self, root: Path | None, download: bool, shape: Shape, limit: int) -> Loaded:
+        train, test = self._open(root or DEFAULT_ROOT.expanduser(), download)
+
+        def tensors(ds: Any) -> tuple[torch.Tensor, torch.Tensor]:
+            data = torch.as_tensor(np.asarray(ds.data), dtype=torch.uint8)
+            x = data.unsqueeze(1) if data.ndim == 3 else data.permute(0, 3, 1, 2)
+            return x, torch.as_tensor(np.asarray(ds.targets), dtype=torch.long)
+
+        return Loaded(
+            train=sized_source(*tensors(train), shape, limit, self.name),
+            test=sized_source(*tensors(test), shape, limit, self.name),
+            classes=[str(c) for c in train.classes],
         )
 
-    cls: Any = {
-        "cifar10": _CIFAR10,
-        "cifar100": _CIFAR100,
-        "mnist": tv.MNIST,
-        "fashion_mnist": tv.FashionMNIST,
-    }[name]
-    where = root / (cls.base_folder if name.startswith("cifar") else f"{cls.__name__}/raw")
-    try:
-        if download:
-            cls(str(root), train=True, download=True)
-        return cls(str(root), train=True), cls(str(root), train=False)
-    except RuntimeError as e:
-        if "not found" in str(e).lower():
-            raise _missing(name, where) from None
-        raise DataError(f"dataset {name!r} under {where}: {e}") from None
-    except (OSError, ValueError, EOFError) as e:  # a failed download, a truncated file
-        raise DataError(f"dataset {name!r} under {where}: {e}") from None
+    def _open(self, root: Path, download: bool) -> tuple[Any, Any]:
+        """(train, test) torchvision datasets; missing, truncated or undownloadable: one line."""
+        cls, where = self.tv_class(), self.folder(root)
+        try:
+            if download:
+                cls(str(root), train=True, download=True)
+            return cls(str(root), train=True), cls(str(root), train=False)
+        except (RuntimeError, OSError, ValueError, EOFError, pickle.UnpicklingError) as e:
+            if isinstance(e, RuntimeError) and "not found" in str(e).lower():
+                raise _missing(self.name, where) from None
+            raise DataError(f"dataset {self.name!r} under {where}: {e}") from None
 
 
-def _from_torchvision(
-    name: str, root: Path, download: bool, shape: Shape, limit: int, flip: bool
-) -> Loaded:
-    train, test = _torchvision(name, root, download)
-
-    def tensors(ds: Any) -> tuple[torch.Tensor, torch.Tensor]:
-        data = torch.as_tensor(np.asarray(ds.data), dtype=torch.uint8)
-        x = data.unsqueeze(1) if data.ndim == 3 else data.permute(0, 3, 1, 2)
-        return x, torch.as_tensor(np.asarray(ds.targets), dtype=torch.long)
-
-    return Loaded(
-        train=_source(*tensors(train), shape, limit, name),
-        test=_source(*tensors(test), shape, limit, name),
-        classes=[str(c) for c in train.classes],
-        flip=flip,
-    )
+def _cifar_files(cls: Any) -> list[str]:
+    return [f for f, _ in cls.train_list + cls.test_list] + [cls.meta["filename"]]
 
 
-def cifar10(root: Path, download: bool, shape: Shape, limit: int) -> Loaded:
-    return _from_torchvision("cifar10", root, download, shape, limit, flip=True)
+def _cifar_names(cls: Any, folder: Path) -> list[str]:
+    """The class names in CIFAR's small meta file."""
+    with open(folder / cls.meta["filename"], "rb") as f:
+        return [str(c) for c in pickle.load(f, encoding="latin1")[cls.meta["key"]]]
 
 
-def cifar100(root: Path, download: bool, shape: Shape, limit: int) -> Loaded:
-    return _from_torchvision("cifar100", root, download, shape, limit, flip=True)
+@functools.cache
+def _user_cifar(tv_name: str) -> Any:
+    """torchvision's CIFAR class, checking that user files exist rather than their md5 sums."""
+    from torchvision import datasets as tv
+
+    class UserFiles(getattr(tv, tv_name)):  # type: ignore[misc]
+        def _check_integrity(self) -> bool:
+            folder = Path(self.root) / self.base_folder
+            return all((folder / f).is_file() for f in _cifar_files(self))
+
+        def _load_meta(self) -> None:
+            self.classes = _cifar_names(self, Path(self.root) / self.base_folder)
+            self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
+
+    return UserFiles
 
 
-def mnist(root: Path, download: bool, shape: Shape, limit: int) -> Loaded:
-    return _from_torchvision("mnist", root, download, shape, limit, flip=False)
+class _Cifar(_Torchvision):
+    def tv_class(self) -> Any:
+        return _user_cifar(self.tv)
+
+    def folder(self, root: Path) -> Path:
+        return root / self.tv_class().base_folder
+
+    def files(self) -> list[str]:
+        return _cifar_files(self.tv_class())
+
+    def class_names(self, folder: Path) -> list[str]:
+        return _cifar_names(self.tv_class(), folder)
 
 
-def fashion_mnist(root: Path, download: bool, shape: Shape, limit: int) -> Loaded:
-    return _from_torchvision("fashion_mnist", root, download, shape, limit, flip=True)
+class _Mnist(_Torchvision):
+    def folder(self, root: Path) -> Path:
+        return root / self.tv_class().__name__ / "raw"  # torchvision's raw_folder
+
+    def files(self) -> list[str]:
+        return [os.path.splitext(os.path.basename(u))[0] for u, _ in self.tv_class().resources]
+
+    def class_names(self, folder: Path) -> list[str]:
+        return [str(c) for c in self.tv_class().classes]
 
 
 # --- a directory per class -------------------------------------------------------------------
@@ -148,6 +207,7 @@ class _ImageReader:
         from PIL import Image, UnidentifiedImageError
 
         c, h, w = self.shape
+        check_channels("imagefolder", None, c)
         try:
             with Image.open(self.paths[i]) as img:
                 sized = img.convert("L" if c == 1 else "RGB").resize(
@@ -156,58 +216,179 @@ class _ImageReader:
                 a = np.asarray(sized, dtype=np.uint8)
         except (OSError, UnidentifiedImageError) as e:
             raise DataError(f"dataset 'imagefolder': cannot read {self.paths[i]}: {e}") from None
-        if c not in (1, 3):
-            raise DataError(f"dataset 'imagefolder': images load with 1 or 3 channels, not {c}")
         t = torch.from_numpy(a.copy())
         return t.unsqueeze(0) if t.ndim == 2 else t.permute(2, 0, 1).contiguous()
 
 
-def _folder(
-    path: Path, class_to_idx: dict[str, int] | None, shape: Shape, limit: int
-) -> tuple[Source, list[str]]:
-    from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
+def _classes(path: Path, known: list[str] | None) -> list[str]:
+    """The class directories under ``path``, all of them in ``known`` (the train split's)."""
+    from torchvision.datasets.folder import find_classes
 
     try:
-        classes, found = find_classes(str(path))
+        classes, _ = find_classes(str(path))
     except FileNotFoundError:
-        raise DataError(f"dataset 'imagefolder': no class directories under {path}") from None
-    mapping = class_to_idx if class_to_idx is not None else found
-    unknown = sorted(set(classes) - set(mapping))
+        raise DataError(
+            f"dataset 'imagefolder': no class directories under {path}", field="root"
+        ) from None
+    unknown = sorted(set(classes) - set(known or classes))
     if unknown:
         raise DataError(
-            f"dataset 'imagefolder': {path} has classes {unknown} that the train split lacks"
+            f"dataset 'imagefolder': {path} has classes {unknown} that the train split lacks",
+            field="root",
         )
+    return classes
+
+
+def _folder(path: Path, known: list[str] | None, shape: Shape, limit: int) -> Source:
+    from torchvision.datasets.folder import IMG_EXTENSIONS, make_dataset
+
+    classes = _classes(path, known)
+    mapping = {c: i for i, c in enumerate(known or classes)}
     try:
         samples = make_dataset(
             str(path), {c: mapping[c] for c in classes}, extensions=IMG_EXTENSIONS
         )
     except FileNotFoundError as e:
-        raise DataError(f"dataset 'imagefolder': {e}".splitlines()[0]) from None
+        raise DataError(f"dataset 'imagefolder': {e}".splitlines()[0], field="root") from None
     paths = [p for p, _ in samples]
     targets = [t for _, t in samples]
     reader = _ImageReader(paths, shape)
-    if _fits(len(paths), shape, limit):
+    if fits_memory(len(paths), shape, limit):
         x = torch.stack([reader(i) for i in range(len(paths))])
-        source: Source = TensorSource(x, torch.tensor(targets, dtype=torch.long))
-    else:
-        source = StreamSource(reader, targets)
-    return source, sorted(mapping, key=mapping.__getitem__)
+        return TensorSource(x, torch.tensor(targets, dtype=torch.long))
+    return StreamSource(reader, targets)
 
 
-def imagefolder(root: Path, download: bool, shape: Shape, limit: int) -> Loaded:
+def _has_image(folder: Path) -> bool:
+    """Whether ``folder``, walked as torchvision walks it, holds an image file (names only)."""
+    from torchvision.datasets.folder import IMG_EXTENSIONS
+
+    walk = os.walk(folder, followlinks=True)  # lazy: stops at the first image
+    return any(f.lower().endswith(IMG_EXTENSIONS) for _, _, files in walk for f in files)
+
+
+class _ImageFolder(Dataset):
     """``root/train/<class>/*.png`` (with optional ``val/`` and ``test/``) or ``root/<class>/``."""
-    if download:
-        raise DataError("dataset 'imagefolder' cannot be downloaded; point data.root at it")
-    if not root.is_dir():
-        raise DataError(f"dataset 'imagefolder': {root} is not a directory")
-    if (root / "train").is_dir():
-        train, classes = _folder(root / "train", None, shape, limit)
-        mapping = {c: i for i, c in enumerate(classes)}
-        split = {
-            s: _folder(root / s, mapping, shape, limit)[0]
-            for s in ("val", "test")
-            if (root / s).is_dir()
-        }
-        return Loaded(train, split.get("test"), classes, flip=True, val=split.get("val"))
-    train, classes = _folder(root, None, shape, limit)
-    return Loaded(train, None, classes, flip=True)
+
+    name = "imagefolder"
+    flip = True
+
+    def _splits(self, root: Path | None, download: bool) -> dict[str, Path]:
+        """The split directories ("train", optional "val" and "test") under a checked root."""
+        if download:
+            msg = "dataset 'imagefolder' cannot be downloaded; set data.download: false"
+            raise DataError(msg, field="download")
+        if root is None:
+            raise DataError(
+                "dataset 'imagefolder' needs data.root (--data-dir): a directory per class",
+                field="root",
+            )
+        if not root.is_dir():
+            raise DataError(f"dataset 'imagefolder': {root} is not a directory", field="root")
+        if not (root / "train").is_dir():
+            return {"train": root}
+        return {s: root / s for s in ("train", "val", "test") if (root / s).is_dir()}
+
+    def load(self, root: Path | None, download: bool, shape: Shape, limit: int) -> Loaded:
+        splits = self._splits(root, download)
+        classes = _classes(splits["train"], None)
+        got = {s: _folder(p, classes, shape, limit) for s, p in splits.items()}
+        return Loaded(got["train"], got.get("test"), classes, val=got.get("val"))
+
+    def probe(self, root: Path | None, download: bool) -> DatasetInfo:
+        splits = self._splits(root, download)
+        classes = _classes(splits["train"], None)
+        for path in splits.values():
+            for c in _classes(path, classes):
+                if not _has_image(path / c):
+                    raise DataError(
+                        f"dataset 'imagefolder': no image files under {path / c}", field="root"
+                    )
+        return DatasetInfo(len(classes), None, classes)
+
+
+# --- the registry ------------------------------------------------------------------------------
+DATASETS: dict[str, Dataset] = {
+    d.name: d
+    for d in (
+        _Digits(),
+        _ImageFolder(),
+        _Cifar("cifar10", "CIFAR10", num_classes=10, channels=3, flip=True),
+        _Cifar("cifar100", "CIFAR100", num_classes=100, channels=3, flip=True),
+        _Mnist("mnist", "MNIST", num_classes=10, channels=1, flip=False),
+        _Mnist("fashion_mnist", "FashionMNIST", num_classes=10, channels=1, flip=True),
+    )
+}
+
+
+def dataset(name: str) -> Dataset:
+    """The registry entry called ``name``; a :class:`DataError` listing the valid names."""
+    try:
+        return DATASETS[name]
+    except (KeyError, TypeError):
+        raise DataError(
+            f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}", field="name"
+        ) from None
+
+
+def _path(root: str | Path | None) -> Path | None:
+    return Path(root).expanduser() if root is not None else None
+
+
+def load_data(
+    name: str,
+    *,
+    input: Shape | tuple[int, ...] | list[int],
+    root: str | Path | None = None,
+    download: bool = False,
+    seed: int = 0,
+    val_fraction: float = 0.1,
+    memory_limit_mb: int = 2048,
+) -> DataSplits:
+    """Load a dataset as train/val/test splits at the spec's input size.
+
+    ``root`` defaults to ``~/.cache/blocknas/data`` (torchvision's layout below it); ``seed``
+    picks the val split. Raises :class:`DataError` (one line) when the data cannot be loaded.
+
+    >>> d = load_data("digits", input=(1, 16, 16))
+    >>> d.num_classes, d.input_shape, len(d.train) + len(d.val) + len(d.test)
+    (10, (1, 16, 16), 1797)
+    """
+    entry = dataset(name)
+    check_val_fraction(val_fraction)
+    shape = as_shape(input)
+    loaded = entry.load(_path(root), download, shape, memory_limit_mb)
+    return make_splits(name, loaded, shape, flip=entry.flip, seed=seed, val_fraction=val_fraction)
+
+
+def check_data(
+    name: str,
+    *,
+    input: Shape | tuple[int, ...] | list[int],
+    num_classes: int,
+    root: str | Path | None = None,
+    download: bool = False,
+) -> DatasetInfo:
+    """Check a dataset against a spec cheaply, so that a search fails before any worker starts.
+
+    Looks at file names only (the files the loader would read, the class directories) and
+    compares the class count and channels with the spec's ``num_classes`` and ``input``. Raises
+    a one-line :class:`DataError` whose ``field`` names the config field at fault.
+
+    >>> check_data("digits", input=(3, 16, 16), num_classes=10).channels
+    1
+    >>> check_data("digits", input=(1, 8, 8), num_classes=100)
+    Traceback (most recent call last):
+    ...
+    blocknas.runners.data.DataError: num_classes=100, but dataset 'digits' has 10 classes
+    """
+    entry = dataset(name)
+    shape = as_shape(input)
+    info = entry.probe(_path(root), download)
+    if num_classes != info.num_classes:
+        raise DataError(
+            f"num_classes={num_classes}, but dataset {name!r} has {info.num_classes} classes",
+            field="num_classes",
+        )
+    check_channels(name, info.channels, shape[0])
+    return info
