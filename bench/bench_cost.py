@@ -22,8 +22,8 @@ from pathlib import Path
 import torch
 
 from blocknas import build, presets, to_deploy
-from blocknas.cost import cost
-from blocknas.cost.counting import clear_cache, count_module
+from blocknas.costmodel import cost
+from blocknas.costmodel.counting import clear_cache, count_module
 from blocknas.spaces.schema import SearchSpace
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -12,8 +12,8 @@ import argparse
 import statistics
 import time
 
-from blocknas.cost.latency import measure_latency
-from blocknas.cost.table import LatencyTable
+from blocknas.costmodel.latency import measure_latency
+from blocknas.costmodel.table import LatencyTable
 from blocknas.spaces.schema import SearchSpace
 
 

@@ -1,28 +1,36 @@
-"""blocknas: multi-objective neural architecture search for CNNs under hardware budgets."""
+"""blocknas: multi-objective neural architecture search for CNNs under hardware budgets.
+
+The public API of contracts §2: ``ArchSpec``, ``build``, ``to_deploy``, ``cost``, ``presets``,
+``load_results``, ``pareto_front`` and ``hypervolume``.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from blocknas.costmodel import Cost, cost
 from blocknas.spaces import ArchSpec, SpecError, build, presets, to_deploy
 
 if TYPE_CHECKING:
-    from blocknas.search.results import load_results, pareto_front
+    from blocknas.search.results import hypervolume, load_results, pareto_front
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ArchSpec",
+    "Cost",
     "SpecError",
     "__version__",
     "build",
+    "cost",
+    "hypervolume",
     "load_results",
     "pareto_front",
     "presets",
     "to_deploy",
 ]
 
-_RESULTS = ("load_results", "pareto_front")
+_RESULTS = ("hypervolume", "load_results", "pareto_front")
 
 
 def __getattr__(name: str) -> Any:

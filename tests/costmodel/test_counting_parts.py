@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from blocknas import ArchSpec, build, presets, to_deploy
-from blocknas.cost import cost, counting
-from blocknas.cost.counting import Counts, clear_cache, count_module
+from blocknas.costmodel import cost, counting
+from blocknas.costmodel.counting import Counts, clear_cache, count_module
 from blocknas.spaces import BLOCKS, OPS, LearnedAdaptor
 from blocknas.spaces.builder import network_parts
 from blocknas.spaces.schema import SearchSpace
@@ -32,8 +32,8 @@ def assert_same(spec: ArchSpec) -> None:
     clear_cache()
     c = cost(spec)
     train, deploy = whole(spec)
-    assert (c.params, c.macs) == (train.params, train.macs)
-    assert (c.deploy_params, c.deploy_macs) == (deploy.params, deploy.macs)
+    assert (c.train_params, c.train_macs) == (train.params, train.macs)
+    assert (c.params, c.macs) == (deploy.params, deploy.macs)
 
 
 @pytest.mark.parametrize("name", presets.names())

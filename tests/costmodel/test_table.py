@@ -1,4 +1,4 @@
-"""Latency tables: parts keyed by fields and input shape, each distinct part measured once."""
+"""Latency tables: the shared parts keyed by fields and input shape, each measured once alone."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ import torch
 from torch import nn
 
 from blocknas import ArchSpec
-from blocknas.cost.table import LatencyTable, parts, profile
+from blocknas.costmodel.table import LatencyTable, parts, profile
+from blocknas.spaces import FrozenShapeAdaptor, ShapeAdaptor
+from blocknas.spaces.builder import network_parts
 from blocknas.spaces.schema import SearchSpace
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,13 +49,19 @@ def spec(**extra: Any) -> ArchSpec:
     )
 
 
-def test_parts_carry_input_shapes_and_share_keys() -> None:
+def test_parts_are_the_shared_decomposition_with_input_shapes() -> None:
     ps = parts(spec())
+    assert [p.key for p in ps] == [p.key for p in network_parts(spec())]
     kinds = [json.loads(p.key)["part"] for p in ps]
     assert kinds == ["stem", "block", "block", "adaptor", "block", "head"]
-    assert ps[1].key == ps[2].key and ps[1].input_shape == (1, 16, 16, 16)
-    adaptor = json.loads(ps[3].key)
-    assert adaptor["in"] == [16, 16, 16] and ps[4].input_shape[1:] == (16, *adaptor["size"])
+    assert ps[1].entry == ps[2].entry and ps[1].input_shape == (1, 16, 16, 16)
+    assert ps[3].input_shape == (1, 16, 16, 16)
+    adaptor = ps[3].part.make()
+    assert isinstance(adaptor, ShapeAdaptor)
+    assert ps[4].input_shape[1:] == (16, *adaptor.output_size(16, 16))
+    entry = json.loads(ps[4].entry)
+    assert entry["in"] == list(ps[4].input_shape[1:]) and entry["part"] == json.loads(ps[4].key)
+    assert [p.input_shape[0] for p in parts(spec(), batch=4)] == [4] * 6
 
 
 def test_each_distinct_part_is_measured_once_and_summed() -> None:
@@ -64,7 +72,7 @@ def test_each_distinct_part_is_measured_once_and_summed() -> None:
     assert table.add(spec(), timer) == 0  # nothing new
     # basic block at 16×16 counted twice in the prediction, measured once
     ps = parts(spec())
-    assert table.predict(spec()) == sum(table.entries[p.key] for p in ps)
+    assert table.predict(spec()) == sum(table.entries[p.entry] for p in ps)
     assert table.predict(spec()) > sum(table.entries.values())
 
 
@@ -99,10 +107,43 @@ def test_profile_covers_sampled_specs() -> None:
     measured = profile(space, table, samples=6, timer=timer, progress=lambda d, _t: done.append(d))
     assert done == [1, 2, 3, 4, 5, 6]
     assert measured == len(timer.calls) == len(table.entries)
-    keys = {p.key for seed in range(6) for p in parts(space.sample_random(seed))}
+    keys = {p.entry for seed in range(6) for p in parts(space.sample_random(seed))}
     assert set(table.entries) == keys
     for seed in range(6):
         assert table.predict(space.sample_random(seed)) > 0
+
+
+def test_each_part_is_timed_alone_in_deploy_form_at_its_input_shape() -> None:
+    timed: list[tuple[nn.Module, tuple[int, ...]]] = []
+
+    def timer(module: nn.Module, x: torch.Tensor) -> float:
+        timed.append((module, tuple(x.shape)))
+        return 1.0
+
+    LatencyTable(device="cpu", threads=1, batch=2).add(spec(), timer)
+    distinct = list({p.entry: p for p in parts(spec(), batch=2)}.values())
+    assert [shape for _, shape in timed] == [p.input_shape for p in distinct]
+    for module, _ in timed:
+        assert not module.training
+        assert not any(isinstance(m, (nn.BatchNorm2d, ShapeAdaptor)) for m in module.modules())
+    assert isinstance(timed[2][0], FrozenShapeAdaptor)  # stem, basic block, adaptor, …
+
+
+def test_version_1_table_asks_for_a_new_profile(tmp_path: Path) -> None:
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps({"version": 1, "device": "cpu", "threads": 1, "batch": 1}))
+    with pytest.raises(ValueError, match=r"version-1 latency table.*re-run `blocknas profile`"):
+        LatencyTable.load(path)
+    path.write_text(json.dumps({"version": 7}))
+    with pytest.raises(ValueError, match=r"not a version-2 latency table \(version=7\)$"):
+        LatencyTable.load(path)
+
+
+def test_adding_parts_leaves_the_global_rng_alone() -> None:
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    LatencyTable(device="cpu", threads=1).add(spec(), lambda module, x: 1.0)
+    assert torch.equal(torch.get_rng_state(), state)
 
 
 def test_real_timer_gives_positive_latencies() -> None:

@@ -1,8 +1,10 @@
-"""Checks shared by the conformance suites."""
+"""Checks shared by the conformance suites, and a scripted trial shared by the sampling tests."""
 
 from __future__ import annotations
 
+import random
 import warnings
+from typing import Any
 
 import torch
 from torch import nn
@@ -36,3 +38,19 @@ def assert_traces(module: nn.Module, x: torch.Tensor) -> None:
         traced = torch.jit.trace(module, x, check_trace=False)
     with torch.no_grad():
         assert_close_rel(module(x), traced(x), rel=1e-5)
+
+
+class Scripted:
+    """A trial that answers from a dict (else a seeded random choice) and records every call."""
+
+    def __init__(self, answers: dict[str, Any] | None = None, seed: int = 0) -> None:
+        self.answers = answers or {}
+        self.rng = random.Random(seed)
+        self.params: dict[str, Any] = {}
+
+    def suggest_categorical(self, name: str, choices: Any) -> Any:
+        assert name not in self.params, f"{name} suggested twice"
+        value = self.answers.get(name, self.rng.choice(list(choices)))
+        assert value in choices
+        self.params[name] = value
+        return value

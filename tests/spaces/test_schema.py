@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 from typing import Any
 
@@ -10,24 +9,9 @@ import pytest
 
 from blocknas import SpecError
 from blocknas.spaces.schema import RandomTrial, SearchSpace
+from tests.spaces.helpers import Scripted
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-class Scripted:
-    """A trial that answers from a dict (else a seeded random choice) and records every call."""
-
-    def __init__(self, answers: dict[str, Any] | None = None, seed: int = 0) -> None:
-        self.answers = answers or {}
-        self.rng = random.Random(seed)
-        self.params: dict[str, Any] = {}
-
-    def suggest_categorical(self, name: str, choices: Any) -> Any:
-        assert name not in self.params, f"{name} suggested twice"
-        value = self.answers.get(name, self.rng.choice(list(choices)))
-        assert value in choices
-        self.params[name] = value
-        return value
 
 
 def space(**layer: Any) -> SearchSpace:

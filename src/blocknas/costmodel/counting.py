@@ -1,14 +1,17 @@
 """Params and MACs of a spec's training and deploy forms, counted without computing anything.
 
 The network is built on the meta device and run once under ``FlopCounterMode``; MACs are its
-flops ÷ 2 (conv and linear multiply-accumulates, torch's convention). ``deform_conv2d`` is not
-counted by FlopCounterMode, so each deformable conv adds C_out·(C_in/g)·k²·H_out·W_out by formula
-(its offset conv is an ordinary conv and is counted). Shape Adaptors on the meta device use the
-spec's σ (the learned one when the spec carries it), so learned sizes are what gets counted.
+flops ÷ 2 (conv and linear multiply-accumulates, torch's convention). An op whose kernel
+FlopCounterMode does not know (``deform_conv2d``) reports those MACs itself through
+:meth:`Op.uncounted_macs`, which is hooked for the ops that override it. Shape Adaptors on the
+meta device use the spec's σ (the learned one when the spec carries it), so learned sizes are
+what gets counted.
 
 A spec is counted part by part (stem, adaptors, blocks, head: :func:`network_parts`), each part
 in its training and its deploy form, and the counts are memoised per (part, input shape). The
 sums equal a count of the whole network (the tests check this on every preset and sampled specs).
+The same walk gives each part's input shape (:func:`part_inputs`), which the latency table keys
+its entries by.
 """
 
 from __future__ import annotations
@@ -17,14 +20,14 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from blocknas.spaces import ArchSpec, to_deploy
+from blocknas.spaces import ArchSpec, Op, to_deploy
 from blocknas.spaces.builder import NetworkPart, network_parts
-from blocknas.spaces.ops.deform import DeformConv
 
 
 @dataclass(frozen=True)
@@ -33,16 +36,13 @@ class Counts:
     macs: int
 
 
-def deform_macs(module: DeformConv, out: torch.Tensor) -> int:
-    """MACs of the deformable sampling conv itself: C_out·(C_in/g)·k²·H_out·W_out per image."""
-    c_out, c_in_per_group, kh, kw = module.weight.shape
-    return int(c_out * c_in_per_group * kh * kw * out.shape[-2] * out.shape[-1])
-
-
 #: Modules that keep the shape and have no MACs. On the meta device their Python reference
 #: kernels cost more than the convs, so they are skipped while counting.
 SHAPE_KEEPING: tuple[type[nn.Module], ...] = (
-    nn.modules.batchnorm._BatchNorm,
+    nn.BatchNorm1d,
+    nn.BatchNorm2d,
+    nn.BatchNorm3d,
+    nn.SyncBatchNorm,
     nn.ReLU,
     nn.ReLU6,
     nn.Hardswish,
@@ -68,17 +68,19 @@ def _identity(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
+def _has_uncounted(module: nn.Module) -> bool:
+    """Whether ``module`` is an op with MACs of its own beyond what FlopCounterMode sees."""
+    return isinstance(module, Op) and type(module).uncounted_macs is not Op.uncounted_macs
+
+
 def _counted(model: nn.Module, x: torch.Tensor) -> tuple[Counts, torch.Tensor]:
     """Run ``model`` (on the meta device) once under FlopCounterMode: its counts and output."""
     extra = [0]
 
-    def add_deform(mod: nn.Module, _inputs: object, out: torch.Tensor) -> None:
-        assert isinstance(mod, DeformConv)
-        extra[0] += deform_macs(mod, out)
+    def add_uncounted(mod: nn.Module, _inputs: object, out: torch.Tensor) -> None:
+        extra[0] += cast(Op, mod).uncounted_macs(out)
 
-    hooks = [
-        m.register_forward_hook(add_deform) for m in model.modules() if isinstance(m, DeformConv)
-    ]
+    hooks = [m.register_forward_hook(add_uncounted) for m in model.modules() if _has_uncounted(m)]
     try:
         with torch.no_grad(), _bypassed(model), FlopCounterMode(display=False) as counter:
             out = model(x)
@@ -132,17 +134,32 @@ def _count_part(part: NetworkPart, shape: tuple[int, ...]) -> PartCounts:
     return counts
 
 
+def _walk(spec: ArchSpec) -> Iterator[tuple[NetworkPart, tuple[int, ...], PartCounts]]:
+    """Each part of ``spec`` in forward order, with its batch-1 input shape and its counts."""
+    shape: tuple[int, ...] = (1, *spec.input)
+    for part in network_parts(spec):
+        counts = _count_part(part, shape)
+        yield part, shape, counts
+        shape = counts.out_shape
+
+
+def part_inputs(spec: ArchSpec) -> list[tuple[NetworkPart, tuple[int, ...]]]:
+    """Each part of ``spec`` (:func:`network_parts`) with the shape of its input at batch 1.
+
+    Shapes come from the memoised meta-device counting walk, so they cost no compute and agree
+    with what :func:`count` counted (learned adaptor sizes included).
+    """
+    return [(part, shape) for part, shape, _ in _walk(spec)]
+
+
 def count(spec: ArchSpec) -> tuple[Counts, Counts]:
     """(training form, deploy form) counts of ``spec``: the sums over its parts.
 
     Each distinct part (same fields, same input shape) is built and counted once per process, so
     repeated blocks within a spec, and the blocks specs of one search share, cost nothing more.
     """
-    shape: tuple[int, ...] = (1, *spec.input)
     train = deploy = Counts(0, 0)
-    for part in network_parts(spec):
-        c = _count_part(part, shape)
+    for _, _, c in _walk(spec):
         train = Counts(train.params + c.train.params, train.macs + c.train.macs)
         deploy = Counts(deploy.params + c.deploy.params, deploy.macs + c.deploy.macs)
-        shape = c.out_shape
     return train, deploy

@@ -1,22 +1,24 @@
 """Latency: the median of repeated timed forward passes of a network's deploy form.
 
 Timed with ``torch.utils.benchmark`` (which synchronises CUDA) after a warm-up, on a fixed number
-of threads, batch 1 by default: the numbers a deployed single-image model would see.
+of threads, batch 1 by default: the numbers a deployed single-image model would see. Random
+weights and inputs are drawn from forked RNG streams, so timing never moves the caller's RNG.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from blocknas.spaces import ArchSpec, build, to_deploy
 
-# torch.utils.benchmark imports cpp_extension, which logs "No CUDA runtime is found" on CPU-only
-# machines at import time: not something a user of `blocknas cost` should see.
-logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
-import torch.utils.benchmark as tb  # noqa: E402
+if TYPE_CHECKING:
+    from torch.utils.benchmark import Timer
 
 DEVICES = ("cpu", "cuda")
 
@@ -28,6 +30,32 @@ def check_device(device: str) -> torch.device:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device={device!r} requested but no CUDA GPU is available here")
     return torch.device(device)
+
+
+@contextmanager
+def own_rng(device: torch.device | str) -> Iterator[None]:
+    """Leave the caller's global RNG state (CPU, and ``device``'s when it is a GPU) as it was:
+    weights and inputs built for timing draw from a fork, and their values do not matter."""
+    dev = torch.device(device)
+    gpus: list[int] = []
+    if dev.type == "cuda":
+        gpus = [dev.index if dev.index is not None else torch.cuda.current_device()]
+    with torch.random.fork_rng(devices=gpus, device_type="cuda"):
+        yield
+
+
+def _timer(module: nn.Module, x: torch.Tensor, threads: int) -> Timer:
+    """A benchmark timer of ``module(x)``. ``torch.utils.benchmark`` is imported here, on first
+    use: its import logs "No CUDA runtime is found" on CPU-only machines, which a user of
+    ``blocknas cost`` should not see, so that logger is quietened for the import only."""
+    logger = logging.getLogger("torch.utils.cpp_extension")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        from torch.utils.benchmark import Timer
+    finally:
+        logger.setLevel(level)
+    return Timer("m(x)", globals={"m": module, "x": x}, num_threads=threads)
 
 
 def measure_module(
@@ -43,7 +71,7 @@ def measure_module(
     with torch.no_grad():
         for _ in range(warmup):
             module(x)
-        timer = tb.Timer("m(x)", globals={"m": module, "x": x}, num_threads=threads)
+        timer = _timer(module, x, threads)
         return float(timer.blocked_autorange(min_run_time=min_run_time).median * 1e3)
 
 
@@ -66,15 +94,17 @@ def measure_latency(
     dev = check_device(device)
     if batch < 1:
         raise ValueError(f"batch must be ≥ 1, got {batch=}")
-    if isinstance(spec_or_model, ArchSpec):
-        torch.manual_seed(0)
-        model: nn.Module = build(spec_or_model)
-        shape = input_shape or spec_or_model.input
-    else:
-        model = spec_or_model
-        shape = input_shape or getattr(model, "input_shape", None)  # type: ignore[assignment]
-        if shape is None:
-            raise ValueError("measure_latency needs input_shape for a model that is not a Network")
-    deployed = to_deploy(model.to(dev))
-    x = torch.randn(batch, *shape, device=dev)
+    with own_rng(dev):
+        if isinstance(spec_or_model, ArchSpec):
+            model: nn.Module = build(spec_or_model)
+            shape = input_shape or spec_or_model.input
+        else:
+            model = spec_or_model
+            shape = input_shape or getattr(model, "input_shape", None)  # type: ignore[assignment]
+            if shape is None:
+                raise ValueError(
+                    "measure_latency needs input_shape for a model that is not a Network"
+                )
+        deployed = to_deploy(model.to(dev))
+        x = torch.randn(batch, *shape, device=dev)
     return measure_module(deployed, x, threads=threads, min_run_time=min_run_time)

@@ -1,87 +1,65 @@
 """Latency tables: measure each distinct network part once, predict a spec as the sum of its parts.
 
-A spec is split into parts whose latency does not depend on the rest of the network: the stem,
-each Shape Adaptor, each block, and the head (with a pre-activation net's final BN-act). A part's
-key is its spec fields plus the shape of its input, so the same block at the same shape is
-measured once however many specs use it. Shapes come from a forward pass on the meta device (no
-compute); each part is timed in deploy form on the target device.
+A spec is split into parts whose latency does not depend on the rest of the network, exactly as
+the builder and the MAC counter split it (:func:`~blocknas.spaces.builder.network_parts`: the
+stem, each Shape Adaptor, each block, a pre-activation net's final BN-act, and the head). A table
+entry is a part's key plus the shape of its input, so the same block at the same shape is
+measured once however many specs use it. Shapes come from the cost model's meta-device walk (no
+compute); each part is built on its own and timed in deploy form on the target device.
 """
 
 from __future__ import annotations
 
 import json
 import platform
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
 
-from blocknas.spaces import ArchSpec, Network, build, to_deploy
+from blocknas.costmodel.counting import part_inputs
+from blocknas.costmodel.latency import measure_module, own_rng
+from blocknas.spaces import ArchSpec, to_deploy
+from blocknas.spaces.builder import NetworkPart
 from blocknas.spaces.schema import SearchSpace
 
 #: times one module on one input, in milliseconds (``measure_module`` by default)
 Timer = Callable[[nn.Module, torch.Tensor], float]
 
+#: the table file format; version 1 keyed parts differently (its own split of the network)
+VERSION = 2
+
 
 @dataclass(frozen=True)
 class Part:
-    """One independently timed piece of a network: its key and the shape of its input."""
+    """One independently timed piece of a network: a part of ``network_parts`` and the shape of
+    its input (batch first)."""
 
-    key: str
+    part: NetworkPart
     input_shape: tuple[int, ...]
 
+    @property
+    def key(self) -> str:
+        """The part's key in the shared decomposition: its fields, not its input shape."""
+        return self.part.key
 
-def _key(kind: str, fields: dict[str, Any], shape: tuple[int, ...]) -> str:
-    return json.dumps({"part": kind, **fields, "in": list(shape[1:])}, sort_keys=True)
-
-
-def _modules(net: Network) -> Iterable[tuple[str, nn.Module]]:
-    """The parts of a (training- or deploy-form) Network, in forward order."""
-    yield "stem", net.stem
-    for i, block in enumerate(net.layers):
-        if str(i) in net.adaptors:
-            yield f"adaptor{i}", net.adaptors[str(i)]
-        yield f"layer{i}", block
-    yield "head", nn.Sequential(net.final, net.head)
-
-
-def _input_shapes(net: Network, x: torch.Tensor) -> dict[str, tuple[int, ...]]:
-    shapes: dict[str, tuple[int, ...]] = {}
-
-    def record(name: str) -> Callable[[nn.Module, tuple[torch.Tensor, ...]], None]:
-        return lambda _m, args: shapes.__setitem__(name, tuple(args[0].shape))
-
-    modules = dict(_modules(net))
-    modules["head"] = net.final  # the head part starts at the final BN-act
-    hooks = [m.register_forward_pre_hook(record(name)) for name, m in modules.items()]
-    try:
-        net(x)
-    finally:
-        for h in hooks:
-            h.remove()
-    return shapes
+    @property
+    def entry(self) -> str:
+        """The table's key: the part's key and its input shape without the batch (JSON)."""
+        return f'{{"in": {json.dumps(list(self.input_shape[1:]))}, "part": {self.part.key}}}'
 
 
 def parts(spec: ArchSpec, batch: int = 1) -> list[Part]:
-    """The spec's parts with their input shapes (meta-device forward: no compute)."""
-    with torch.device("meta"):
-        net = build(spec).eval()  # eval: batch-1 BN on 1×1 attention features is fine
-        shapes = _input_shapes(net, torch.empty(batch, *spec.input))
-    out = [Part(_key("stem", spec.stem.model_dump(), shapes["stem"]), shapes["stem"])]
-    sizes = {name: m.last_size for name, m in _modules(net) if name.startswith("adaptor")}
-    for i, layer in enumerate(spec.layers):
-        if layer.adaptor:
-            name = f"adaptor{i}"
-            fields = {"r1": spec.adaptors.r1, "r2": spec.adaptors.r2, "size": sizes[name]}
-            out.append(Part(_key("adaptor", fields, shapes[name]), shapes[name]))
-        fields = layer.model_dump(exclude={"adaptor"})
-        out.append(Part(_key("block", fields, shapes[f"layer{i}"]), shapes[f"layer{i}"]))
-    head = {**spec.head.model_dump(), "classes": spec.num_classes, "last": spec.layers[-1].block}
-    out.append(Part(_key("head", head, shapes["head"]), shapes["head"]))
-    return out
+    """The spec's parts (``network_parts``) with their input shapes at ``batch``."""
+    return [Part(part, (batch, *shape[1:])) for part, shape in part_inputs(spec)]
+
+
+def _deployed(part: NetworkPart, x: torch.Tensor) -> nn.Module:
+    """The part alone, in deploy form on ``x``'s device; a Shape Adaptor sees ``x`` once first,
+    which fixes the size its deploy form produces."""
+    return to_deploy(part.make().to(x.device), example_input=x, inplace=True)
 
 
 @dataclass
@@ -104,45 +82,41 @@ class LatencyTable:
     meta: dict[str, str] = field(default_factory=dict)
 
     def missing(self, spec: ArchSpec) -> list[Part]:
-        return [p for p in parts(spec, self.batch) if p.key not in self.entries]
+        return [p for p in parts(spec, self.batch) if p.entry not in self.entries]
 
     def add(self, spec: ArchSpec, timer: Timer | None = None) -> int:
-        """Measure the spec's parts not yet in the table; returns how many were measured."""
-        todo = {p.key: p for p in self.missing(spec)}
-        if not todo:
-            return 0
+        """Measure the spec's parts not yet in the table; returns how many were measured.
+
+        Each part is built alone with random weights (forked RNG: the caller's is untouched),
+        put in deploy form and timed on a random input of its shape.
+        """
+        todo = {p.entry: p for p in self.missing(spec)}
         timer = timer or self._default_timer()
-        torch.manual_seed(0)
-        net = to_deploy(build(spec).to(self.device))
-        assert isinstance(net, Network)
-        shapes_seen: set[str] = set()
-        for (_, module), part in zip(_modules(net), parts(spec, self.batch), strict=True):
-            if part.key in todo and part.key not in shapes_seen:
-                x = torch.randn(part.input_shape, device=self.device)
-                self.entries[part.key] = timer(module, x)
-                shapes_seen.add(part.key)
-        return len(shapes_seen)
+        for entry, p in todo.items():
+            with own_rng(self.device):
+                x = torch.randn(p.input_shape, device=self.device)
+                module = _deployed(p.part, x)
+            self.entries[entry] = timer(module, x)
+        return len(todo)
 
     def predict(self, spec: ArchSpec) -> float:
         """Predicted latency (ms): the sum of the spec's parts. Unknown parts are an error."""
         ps = parts(spec, self.batch)
-        unknown = [p for p in ps if p.key not in self.entries]
+        unknown = [p for p in ps if p.entry not in self.entries]
         if unknown:
             raise ValueError(
                 f"the latency table has no entry for {len(unknown)} of the spec's {len(ps)} "
-                f"parts (first: {unknown[0].key}); run `blocknas profile` on a space covering it"
+                f"parts (first: {unknown[0].entry}); run `blocknas profile` on a space covering it"
             )
-        return sum(self.entries[p.key] for p in ps)
+        return sum(self.entries[p.entry] for p in ps)
 
     def _default_timer(self) -> Timer:
-        from blocknas.cost.latency import measure_module
-
         return lambda module, x: measure_module(module, x, threads=self.threads)
 
     # --- files -----------------------------------------------------------------------------
     def save(self, path: str | Path) -> None:
         data = {
-            "version": 1,
+            "version": VERSION,
             "device": self.device,
             "threads": self.threads,
             "batch": self.batch,
@@ -159,8 +133,14 @@ class LatencyTable:
             raise ValueError(f"cannot read latency table {str(path)!r}: {e.strerror}") from None
         except json.JSONDecodeError as e:
             raise ValueError(f"{path}: not a latency table (invalid JSON: {e})") from None
-        if not isinstance(data, dict) or data.get("version") != 1:
-            raise ValueError(f"{path}: not a version-1 latency table")
+        version = data.get("version") if isinstance(data, dict) else None
+        if version == 1:
+            raise ValueError(
+                f"{path}: a version-1 latency table, keyed by parts this blocknas no longer "
+                "uses; delete it and re-run `blocknas profile` to measure a version-2 table"
+            )
+        if version != VERSION:
+            raise ValueError(f"{path}: not a version-{VERSION} latency table (version={version!r})")
         return cls(
             device=data["device"],
             threads=int(data["threads"]),

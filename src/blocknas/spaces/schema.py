@@ -77,7 +77,7 @@ class LayerChoices(_Model):
     groups: list[int] | None = None
     dilation: list[int] | None = None
     alpha: list[float] | None = None
-    expansion: list[int] | None = None  # inverted only: mid = in · expansion
+    expansion: list[int] | None = None  # read by inverted (Block.derived_fields): mid = in · it
     attention: list[Literal["none", "se"]] | None = None
     shortcut: list[Literal["b", "d"]] | None = None
     act: list[Literal["relu", "relu6", "hswish"] | None] | None = None
@@ -293,8 +293,7 @@ def _sample_layer(
         layer["dilation"] = pick(f"{prefix}.dilation", c("dilation"))
     if "shortcut" in bcls.uses:
         layer["shortcut"] = pick(f"{prefix}.shortcut", c("shortcut"))
-    if layer["block"] == "inverted":
-        layer["mid"] = in_ch * pick(f"{prefix}.expansion", c("expansion"))
+    layer.update(bcls.derived_fields(in_ch, lambda field: pick(f"{prefix}.{field}", c(field))))
     # α first (with groups 1), then groups repaired against the chosen α.
     if "alpha" in ocls.uses:
         wanted = pick(f"{prefix}.alpha", c("alpha"))

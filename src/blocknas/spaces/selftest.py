@@ -88,8 +88,8 @@ class Check:
     block: str
     op: str
     status: str  # ok | forbidden | failed
-    params: int = 0
-    deploy_params: int = 0
+    train_params: int = 0  # the training form's parameters
+    params: int = 0  # the deploy form's (contracts §5)
     rel_diff: float = math.nan  # max |train − deploy| / max |train|, eval mode
     message: str = ""
 

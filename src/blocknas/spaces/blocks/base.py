@@ -3,12 +3,14 @@
 Every block is built as ``Block(in_ch, layer)`` from the channels flowing in and its
 :class:`~blocknas.spaces.spec.LayerSpec`. A block lists the optional layer fields it reads in
 ``uses`` (the rest must keep their defaults) and says which ops it runs in :meth:`op_args`; the
-same method drives validation and construction, so the two cannot disagree.
+same method drives validation and construction, so the two cannot disagree. A block whose layer
+fields follow from search-space choices of its own says how in :meth:`derived_fields`.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from torch import nn
 
@@ -72,6 +74,16 @@ class Block(nn.Module):
     def op_args(cls, in_ch: int, layer: LayerSpec) -> list[OpArgs]:
         """The distinct op instantiations the block makes, in construction order."""
         raise NotImplementedError
+
+    @classmethod
+    def derived_fields(cls, in_ch: int, choose: Callable[[str], Any]) -> dict[str, Any]:
+        """Layer fields the block derives from its own search-space choices, when sampled.
+
+        ``choose(name)`` samples the layer's choices for the space field ``name`` (a stable
+        parameter ``<layer>.<name>``); only blocks that read such a field ask for it, so other
+        blocks' trials never carry it. Default: none.
+        """
+        return {}
 
     # --- construction helpers --------------------------------------------------------------
     def make_op(self, args: OpArgs) -> Op:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -29,6 +30,11 @@ class InvertedResidual(Block):
     @classmethod
     def mid(cls, in_ch: int, layer: LayerSpec) -> int:
         return check_mid(layer, in_ch * EXPANSION, f"in·{EXPANSION}")
+
+    @classmethod
+    def derived_fields(cls, in_ch: int, choose: Callable[[str], Any]) -> dict[str, Any]:
+        """A space gives the expansion ratio (``expansion``); the spec stores mid = in · ratio."""
+        return {"mid": in_ch * choose("expansion")}
 
     @classmethod
     def op_args(cls, in_ch: int, layer: LayerSpec) -> list[OpArgs]:

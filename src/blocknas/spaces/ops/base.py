@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import ClassVar
 
+import torch
 from torch import nn
 
 from blocknas.spaces.errors import SpecError
@@ -84,6 +85,12 @@ class Op(nn.Module):
         if args.depthwise and not cls.depthwise_ok:
             raise SpecError("op", f"op {name} cannot run depthwise (groups == channels)")
         cls.check_groups(args)
+
+    def uncounted_macs(self, out: torch.Tensor) -> int:
+        """MACs per image of one forward that ``FlopCounterMode`` cannot see (a kernel it does
+        not know, such as ``deform_conv2d``), from the op's output ``out``. The cost model adds
+        them for ops that override this; ops built from ordinary convs have none."""
+        return 0
 
     @classmethod
     def check_groups(cls, args: OpArgs) -> None:

@@ -1,8 +1,8 @@
 """Deformable convolution v1 (Dai et al., ICCV 2017) via ``torchvision.ops.deform_conv2d``.
 
 A regular conv predicts 2·k² sampling offsets per position (zero-initialised, so training starts
-from the plain k×k conv). FlopCounterMode does not count ``deform_conv2d``: the cost model adds
-C_out·(C_in/g)·k²·H_out·W_out by formula.
+from the plain k×k conv). FlopCounterMode does not count ``deform_conv2d``, so the op reports its
+C_out·(C_in/g)·k²·H_out·W_out MACs itself (:meth:`DeformConv.uncounted_macs`).
 """
 
 from __future__ import annotations
@@ -50,6 +50,12 @@ class DeformConv(Op):
             dilation=self.dilation,
         )
         return self.bn(y)
+
+    def uncounted_macs(self, out: torch.Tensor) -> int:
+        """The sampling conv itself: C_out·(C_in/g)·k²·H_out·W_out per image (its offset conv is
+        an ordinary conv, which FlopCounterMode counts)."""
+        c_out, c_in_per_group, kh, kw = self.weight.shape
+        return int(c_out * c_in_per_group * kh * kw * out.shape[-2] * out.shape[-1])
 
     def deploy_form(self) -> nn.Module:
         out = copy.deepcopy(self)
