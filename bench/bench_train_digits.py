@@ -17,7 +17,8 @@ import torch.nn.functional as F
 
 from blocknas import ArchSpec, build
 from blocknas.runners.config import TrainConfig
-from blocknas.runners.data import batches, load_data
+from blocknas.runners.data import batches
+from blocknas.runners.datasets import load_data
 from blocknas.runners.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,8 +60,8 @@ def main() -> None:
     m = result.metrics
     print(
         f"digits_small, {EPOCHS} epochs, 2 threads: test accuracy {m['test_accuracy']:.4f}, "
-        f"val accuracy {m['val_accuracy']:.4f}; data {t_data:.1f} s, trainer {t_trainer:.1f} s "
-        f"(training loop {m['seconds']:.1f} s), bare loop {t_bare:.1f} s, "
+        f"accuracy {m['accuracy']:.4f}; data {t_data:.1f} s, trainer {t_trainer:.1f} s "
+        f"(training loop {m['wall_seconds']:.1f} s), bare loop {t_bare:.1f} s, "
         f"trainer / bare {t_trainer / t_bare:.2f}"
     )
 

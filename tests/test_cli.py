@@ -23,7 +23,7 @@ def test_check_prints_json_for_every_example_spec() -> None:
         assert result.exit_code == 0, result.output
         data = json.loads(result.output)
         assert data["output"] == [10]
-        assert data["deploy_params"] <= data["params"]
+        assert data["params"] <= data["train_params"]
         assert data["deploy_max_abs_diff"] < 1e-4
 
 
@@ -71,7 +71,7 @@ def test_blocks_verify_reports_every_combination() -> None:
 
 
 def test_every_command_has_an_example_in_help() -> None:
-    for command in ("blocks", "check", "cost", "presets", "profile"):
+    for command in ("blocks", "check", "cost", "presets", "profile", "search", "train"):
         result = runner.invoke(app, [command, "--help"])
         assert result.exit_code == 0 and "Example: blocknas " in result.output
 
@@ -83,9 +83,10 @@ def test_cost_of_resnet50_preset_matches_the_reference() -> None:
     )
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
-    assert data["params"] == 25557032
-    assert abs(data["macs"] / 4.089e9 - 1) <= 0.005
-    assert set(data) == {"params", "macs", "deploy_params", "deploy_macs", "latency_ms"}
+    assert data["train_params"] == 25557032  # torchvision's count: the training form
+    assert abs(data["macs"] / 4.089e9 - 1) <= 0.005  # BN folding adds no MACs
+    assert set(data) == {"macs", "params", "train_macs", "train_params", "flops", "latency_ms"}
+    assert data["train_params"] == data["params"] + 26560  # folding: BN γ, β → one conv bias
     assert data["latency_ms"] is None
 
 
@@ -106,7 +107,7 @@ def test_cost_of_a_spec_file_with_latency_and_table(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
-    assert data["deploy_macs"] < data["macs"] and data["latency_ms"] > 0
+    assert data["macs"] < data["train_macs"] and data["latency_ms"] > 0
     assert data["predicted_latency_ms"] > 0
 
 

@@ -11,7 +11,8 @@ import torch
 from blocknas import ArchSpec, to_deploy
 from blocknas.runners.checkpoint import load_checkpoint, load_model
 from blocknas.runners.config import TrainConfig
-from blocknas.runners.data import DataSplits, load_data
+from blocknas.runners.data import DataSplits
+from blocknas.runners.datasets import load_data
 from blocknas.runners.train import EpochReport, TrainingError, train
 
 SMALL: dict[str, Any] = {
@@ -44,12 +45,12 @@ def test_metrics_and_history(digits8: DataSplits) -> None:
         on_step=lambda done, total, _loss: steps.append((done, total)),
     )
     m = result.metrics
-    for key in ("val_accuracy", "test_accuracy", "loss", "params", "macs", "deploy_macs"):
+    for key in ("accuracy", "test_accuracy", "train_loss", "params", "macs", "train_macs"):
         assert key in m
     assert m["epochs"] == 2 and len(reports) == 2 and reports == result.history
-    assert m["val_accuracy"] > 0.5  # chance is 0.1
-    assert m["latency_ms"] > 0 and m["seconds"] > 0
-    assert m["deploy_params"] < m["params"]  # BN folded
+    assert m["accuracy"] == reports[-1].accuracy > 0.5  # the last epoch's val accuracy
+    assert m["latency_ms"] > 0 and m["wall_seconds"] > 0
+    assert m["params"] < m["train_params"]  # BN folded in the deploy form
     # every step reported once, and the last one is the total
     assert [d for d, _ in steps] == list(range(1, len(steps) + 1)) and steps[-1][0] == steps[-1][1]
     assert reports[1].train_loss < reports[0].train_loss
@@ -107,8 +108,13 @@ def test_resume_continues_where_it_stopped(digits8: DataSplits, tmp_path: Path) 
     ckpt = tmp_path / "run.pt"
     first = train(spec(), digits8, cfg, checkpoint=ckpt, on_epoch=lambda r: r.epoch == 2)
     assert first.stopped_early and len(first.history) == 2
+    state = torch.load(ckpt, weights_only=True)  # as a v1 checkpoint wrote its history
+    for h in state["history"]:
+        h["val_accuracy"] = h.pop("accuracy")
+    torch.save(state, ckpt)
     resumed = train(spec(), digits8, cfg, checkpoint=ckpt, resume=True)
     assert [r.epoch for r in resumed.history] == [1, 2, 3, 4]
+    assert resumed.history[0].accuracy == first.history[0].accuracy
     assert [r.train_loss for r in resumed.history] == pytest.approx(
         [r.train_loss for r in straight.history], rel=1e-6
     )
@@ -136,20 +142,20 @@ def test_adamw_warmup_label_smoothing(digits8: DataSplits) -> None:
     result = train(spec(), digits8, cfg)
     first, second = result.history
     assert first.lr > second.lr >= 0  # warm-up reached the peak, cosine brought it down
-    assert result.metrics["val_accuracy"] > 0.5
+    assert result.metrics["accuracy"] > 0.5
 
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 @pytest.mark.parametrize("amp", ["auto", "fp16"])
 def test_cuda_amp_channels_last(digits8: DataSplits, amp: str) -> None:
-    from blocknas.runners.train import _amp
+    from blocknas.runners.recipe import amp_dtype
 
     cfg = FAST.model_copy(update={"device": "cuda", "amp": amp})
     want = torch.float16 if amp == "fp16" else torch.bfloat16
-    assert _amp(cfg, torch.device("cuda")) is want or not torch.cuda.is_bf16_supported()
+    assert amp_dtype(cfg, torch.device("cuda")) is want or not torch.cuda.is_bf16_supported()
     result = train(spec(), digits8, cfg)
     weight = next(p for p in result.model.parameters() if p.ndim == 4)
     assert weight.is_cuda and weight.is_contiguous(memory_format=torch.channels_last)
-    assert result.metrics["val_accuracy"] > 0.5
+    assert result.metrics["accuracy"] > 0.5
     assert result.metrics["latency_ms"] > 0

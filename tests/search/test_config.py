@@ -18,7 +18,7 @@ SPACE = {"input": [1, 8, 8], "num_classes": 10, "stages": [{"depth": 1, "out": 8
 def test_examples_are_full_search_configs(name: str) -> None:
     cfg = SearchConfig.from_file(ROOT / "examples" / f"{name}.yaml")
     assert cfg.name == name
-    assert cfg.objectives[0].metric == "val_accuracy"
+    assert cfg.objectives[0].metric == "accuracy"
     assert cfg.budgets.limits()["macs"] > 0
     assert cfg.storage_url() == f"sqlite:///runs/{name}/study.db" or cfg.storage is not None
 
@@ -26,8 +26,8 @@ def test_examples_are_full_search_configs(name: str) -> None:
 def test_defaults() -> None:
     cfg = SearchConfig.from_dict({"name": "x", "space": SPACE})
     assert [(o.metric, o.direction) for o in cfg.objectives] == [
-        ("val_accuracy", "maximize"),
-        ("deploy_macs", "minimize"),
+        ("accuracy", "maximize"),
+        ("macs", "minimize"),
     ]
     assert cfg.budgets.limits() == {} and not cfg.predicts_latency()
     assert cfg.search.sampler == "nsga2" and cfg.resources.gpus == 0
@@ -36,7 +36,7 @@ def test_defaults() -> None:
     )
     assert list(latency.budgets.limits()) == ["macs", "latency_ms"] and latency.predicts_latency()
     objective_only = SearchConfig.from_dict(
-        {"name": "x", "space": SPACE, "objectives": ["val_accuracy", "latency_ms"]}
+        {"name": "x", "space": SPACE, "objectives": ["accuracy", "latency_ms"]}
     )
     assert not objective_only.predicts_latency()
 
@@ -44,13 +44,16 @@ def test_defaults() -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"objectives": ["accuracy"]}, "objectives"),
+        ({"objectives": ["accuracy", "speed"]}, "objectives[1].metric: unknown objective 'speed'"),
+        ({"objectives": ["test_accuracy"]}, "unknown objective 'test_accuracy'"),
+        ({"objectives": [{"metric": "macs", "direction": "maximize"}]}, "always minimized"),
+        ({"budgets": {"accuracy": 0.5}}, "budgets.accuracy: unknown budget 'accuracy'; valid:"),
         ({"budgets": {"macs": -1}}, "budgets.macs"),
         ({"search": {"sampler": "cmaes"}}, "search.sampler"),
         ({"resources": {"gpus": -0.5}}, "resources.gpus"),
         ({"train": {"lr": 0}}, "train.lr"),
         ({"bogus": 1}, "bogus"),
-        ({"objectives": ["val_accuracy", "val_accuracy"]}, "twice"),
+        ({"objectives": ["accuracy", "accuracy"]}, "twice"),
     ],
 )
 def test_bad_fields_are_one_line_errors(change: dict[str, object], message: str) -> None:
@@ -62,7 +65,37 @@ def test_bad_fields_are_one_line_errors(change: dict[str, object], message: str)
 def test_resume_refuses_other_objectives(tmp_path: Path) -> None:
     base = {"name": "x", "space": SPACE, "results": str(tmp_path)}
     open_study(SearchConfig.from_dict(base), resume=False)
-    other = SearchConfig.from_dict(base | {"objectives": ["val_accuracy", "deploy_params"]})
+    other = SearchConfig.from_dict(base | {"objectives": ["accuracy", "params"]})
     with pytest.raises(ValueError, match="created with other objectives"):
         open_study(other, resume=True)
     assert open_study(SearchConfig.from_dict(base), resume=True).study_name == "x"
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [("val_accuracy", "accuracy"), ("deploy_macs", "macs"), ("deploy_params", "params")],
+)
+def test_v1_objective_names_name_their_v2_names(old: str, new: str) -> None:
+    with pytest.raises(SpecError) as e:
+        SearchConfig.from_dict({"name": "x", "space": SPACE, "objectives": ["accuracy", old]})
+    message = str(e.value)
+    assert message.startswith("objectives[1].metric: ") and "\n" not in message
+    assert f"{old!r} was renamed to {new!r}" in message
+
+
+def test_budgets_take_every_cost_of_the_metrics_table() -> None:
+    cfg = SearchConfig.from_dict(
+        {"name": "x", "space": SPACE, "budgets": {"flops": 8e6, "params": 1e5, "macs": None}}
+    )
+    assert cfg.budgets.limits() == {"flops": 8e6, "params": 1e5}  # null: no limit
+    cfg = SearchConfig.from_dict({"name": "x", "space": SPACE, "objectives": ["accuracy", "flops"]})
+    assert [o.direction for o in cfg.objectives] == ["maximize", "minimize"]
+
+
+def test_resume_of_a_v1_study_reads_its_old_objective_names(tmp_path: Path) -> None:
+    base = {"name": "x", "space": SPACE, "results": str(tmp_path)}
+    study = open_study(SearchConfig.from_dict(base), resume=False)
+    v1 = [{"metric": "val_accuracy", "direction": "maximize"}]
+    study.set_user_attr("objectives", [*v1, {"metric": "deploy_macs", "direction": "minimize"}])
+    again = open_study(SearchConfig.from_dict(base), resume=True)
+    assert [o["metric"] for o in again.user_attrs["objectives"]] == ["accuracy", "macs"]

@@ -57,6 +57,23 @@ def test_rule_defaults_and_boundaries_are_valid() -> None:
 # -- the bookkeeping ------------------------------------------------------------------------------
 
 
+def test_a_trial_at_its_last_planned_epoch_is_never_stopped() -> None:
+    """The epochs are spent: stopping at the last one would only throw the result away. The
+    record still counts against trials that report that epoch later."""
+    rule = DominanceRule(min_epoch=1, min_dominators=1, cost_tolerance=0.0, margin=0.0)
+    ps = ParetoStopping(rule, planned_epochs=3)
+    strong = {"a": (0.9, 1.0)}
+    for epoch in (1, 2, 3):
+        feed(ps, epoch, strong)
+    assert feed(ps, 2, {"weak": (0.1, 5.0)}) == {"weak": True}  # before the last epoch: stopped
+    assert feed(ps, 3, {"late": (0.1, 5.0)}) == {"late": False}  # at it: kept
+    assert ps.dominators("late", 3) == 1  # dominated all the same, and recorded
+    assert feed(ps, 4, {"over": (0.1, 5.0)}) == {"over": False}  # past it (a longer resume)
+    assert ParetoStopping(rule).record("x", 3, 0.1, (5.0,)) is False  # nothing to beat it yet
+    with pytest.raises(ValueError, match="planned_epochs=0"):
+        ParetoStopping(rule, planned_epochs=0)
+
+
 def test_cheap_weak_trial_survives_where_asha_would_stop_it() -> None:
     """The whole point: accurate but expensive models never stop a cheap one.
 
@@ -66,7 +83,7 @@ def test_cheap_weak_trial_survives_where_asha_would_stop_it() -> None:
     cheap = {"tiny": (0.55, 0.2e6)}
     ours = ParetoStoppingScheduler(rule=RULE, planned_epochs=4)
     asha = AsyncHyperBandScheduler(
-        time_attr="epoch", metric="val_accuracy", mode="max", grace_period=2, max_t=4, brackets=1
+        time_attr="epoch", metric="accuracy", mode="max", grace_period=2, max_t=4, brackets=1
     )
     trials = {tid: SimpleNamespace(trial_id=tid) for tid in [*expensive, *cheap]}
     for t in trials.values():
@@ -74,7 +91,7 @@ def test_cheap_weak_trial_survives_where_asha_would_stop_it() -> None:
     decisions: dict[str, dict[str, str]] = {"ours": {}, "asha": {}}
     for epoch in range(1, 5):
         for tid, (acc, cost) in {**expensive, **cheap}.items():
-            result = {"epoch": epoch, "val_accuracy": acc - 0.05 * (4 - epoch), "deploy_macs": cost}
+            result = {"epoch": epoch, "accuracy": acc - 0.05 * (4 - epoch), "macs": cost}
             for name, sched in (("ours", ours), ("asha", asha)):
                 if decisions[name].get(tid) != TrialScheduler.STOP:
                     decisions[name][tid] = sched.on_trial_result(None, trials[tid], result)
@@ -173,19 +190,19 @@ def test_cost_count_must_not_change() -> None:
 
 def test_scheduler_ignores_final_and_incomplete_results() -> None:
     s = ParetoStoppingScheduler(rule=DominanceRule(min_dominators=1), planned_epochs=10)
-    assert s.set_search_properties("val_accuracy", "max", config={}, anything=1) is True
+    assert s.set_search_properties("accuracy", "max", config={}, anything=1) is True
     assert s.set_search_properties(None, None) is True
-    assert s.accuracy_key == "val_accuracy" and s.metric is None
+    assert s.accuracy_key == "accuracy" and s.metric is None
     trial = SimpleNamespace(trial_id="t")
-    good = {"epoch": 2, "val_accuracy": 0.9, "deploy_macs": 1.0}
+    good = {"epoch": 2, "accuracy": 0.9, "macs": 1.0}
     assert s.on_trial_result(None, SimpleNamespace(trial_id="g"), good) == "CONTINUE"
-    bad = {"epoch": 2, "val_accuracy": 0.1, "deploy_macs": 5.0}
+    bad = {"epoch": 2, "accuracy": 0.1, "macs": 5.0}
     for result in (
         {**bad, "final": True},
-        {k: v for k, v in bad.items() if k != "deploy_macs"},
+        {k: v for k, v in bad.items() if k != "macs"},
         {k: v for k, v in bad.items() if k != "epoch"},
-        {"epoch": 2, "error": "ValueError: NaN loss", "deploy_macs": 5.0},
-        {**bad, "val_accuracy": math.nan},
+        {"epoch": 2, "error": "ValueError: NaN loss", "macs": 5.0},
+        {**bad, "accuracy": math.nan},
     ):
         assert s.on_trial_result(None, trial, result) == TrialScheduler.CONTINUE
     assert s.on_trial_result(None, trial, bad) == TrialScheduler.STOP
@@ -195,12 +212,8 @@ def test_scheduler_ignores_final_and_incomplete_results() -> None:
 
 def test_scheduler_save_restore(tmp_path: Path) -> None:
     s = ParetoStoppingScheduler(rule=DominanceRule(min_dominators=1), planned_epochs=5)
-    s.on_trial_result(
-        None, SimpleNamespace(trial_id="g"), {"epoch": 2, "val_accuracy": 0.9, "deploy_macs": 1}
-    )
-    s.on_trial_result(
-        None, SimpleNamespace(trial_id="b"), {"epoch": 2, "val_accuracy": 0.1, "deploy_macs": 1}
-    )
+    s.on_trial_result(None, SimpleNamespace(trial_id="g"), {"epoch": 2, "accuracy": 0.9, "macs": 1})
+    s.on_trial_result(None, SimpleNamespace(trial_id="b"), {"epoch": 2, "accuracy": 0.1, "macs": 1})
     s.save(str(tmp_path / "s.pkl"))
     r = ParetoStoppingScheduler()
     r.restore(str(tmp_path / "s.pkl"))
@@ -217,7 +230,7 @@ def test_scheduler_rejects_bad_arguments() -> None:
 # -- with Ray Tune --------------------------------------------------------------------------------
 
 EPOCHS = 4
-# (val_accuracy at the last epoch, deploy_macs): good-cheap first, then a cheap weak one, then the
+# (accuracy at the last epoch, macs): good-cheap first, then a cheap weak one, then the
 # expensive weak ones that the good ones dominate at min_epoch.
 ARMS = [
     (0.90, 1.0e6),
@@ -264,9 +277,7 @@ def _trainable(config: dict[str, Any]) -> None:
 
     acc, cost = ARMS[config["arm"]]
     for epoch in range(1, EPOCHS + 1):
-        tune.report(
-            {"epoch": epoch, "val_accuracy": acc - 0.02 * (EPOCHS - epoch), "deploy_macs": cost}
-        )
+        tune.report({"epoch": epoch, "accuracy": acc - 0.02 * (EPOCHS - epoch), "macs": cost})
 
 
 def test_tune_stops_only_the_dominated_trials(ray_local: Any, tmp_path: Path) -> None:
@@ -297,7 +308,7 @@ def test_tune_stops_only_the_dominated_trials(ray_local: Any, tmp_path: Path) ->
             search_alg=InOrder(),
             scheduler=scheduler,
             num_samples=-1,
-            metric="val_accuracy",  # Tune's metric: accepted, our keys stay ours
+            metric="accuracy",  # Tune's metric: accepted, our keys stay ours
             mode="max",
             max_concurrent_trials=1,
             reuse_actors=True,
@@ -307,7 +318,7 @@ def test_tune_stops_only_the_dominated_trials(ray_local: Any, tmp_path: Path) ->
     grid = tuner.fit()
     assert not grid.errors
     assert {n["NodeManagerAddress"] for n in ray_local.nodes()} == {"127.0.0.1"}
-    assert scheduler.tune_metric == "val_accuracy" and scheduler.cost_keys == ("deploy_macs",)
+    assert scheduler.tune_metric == "accuracy" and scheduler.cost_keys == ("macs",)
     last = {r.config["arm"]: (r.metrics["trial_id"], r.metrics["epoch"]) for r in grid}
     assert sorted(last) == list(range(len(ARMS)))
     for arm, (_tid, epoch) in last.items():

@@ -24,7 +24,7 @@ from blocknas.search.config import SearchConfig
 from blocknas.search.run import SearchOutcome, run_search
 from blocknas.search.study import storage_for
 
-BUDGET = 100_000  # deploy MACs: about a third of this space is over it
+BUDGET = 100_000  # macs (deploy form): about a third of this space is over it
 
 
 def config(tmp_path: Path, **overrides: Any) -> dict[str, Any]:
@@ -136,6 +136,9 @@ def _check_records(df: Any, cfg: dict[str, Any]) -> None:
     assert (rejected.state == "infeasible").all()
     assert (rejected.macs > BUDGET).all()
     assert rejected.reason.str.startswith("over budget: macs").all()
+    # not trained, so not measured: missing, never 0
+    assert rejected.accuracy.isna().all() and rejected.latency_ms.isna().all()
+    assert rejected.wall_seconds.isna().all() and (rejected.flops == 2 * rejected.macs).all()
     done = df[df.state == "complete"]
     for row in done.itertuples():
         assert row.epochs == cfg["train"]["epochs"]
@@ -156,7 +159,7 @@ def test_local_search_within_budget_and_loopback_only(tmp_path: Path) -> None:
         watch.join()
     df = outcome.results
     s = outcome.results.attrs
-    assert s["objectives"] == [("val_accuracy", "maximize"), ("deploy_macs", "minimize")]
+    assert s["objectives"] == [("accuracy", "maximize"), ("macs", "minimize")]
     _check_records(df, cfg)
     launched_done = df[df.launched.astype(bool) & df.state.isin(["complete", "pruned", "failed"])]
     assert len(launched_done) == 4  # the requested trials all ran; rejections do not count
@@ -165,7 +168,7 @@ def test_local_search_within_budget_and_loopback_only(tmp_path: Path) -> None:
     assert len(front) >= 1 and (front.state == "complete").all() and (front.macs <= BUDGET).all()
     # progress: one line per finished trial, then a summary line after each
     trial_lines = [ln for ln in lines if ln.startswith("trial ")]
-    assert len(trial_lines) == 4 and any("acc 0." in ln and "MACs" in ln for ln in trial_lines)
+    assert len(trial_lines) == 4 and any("accuracy 0." in ln and "MACs" in ln for ln in trial_lines)
     summaries = [ln for ln in lines if ln.startswith("  done ") and "hypervolume" in ln]
     assert summaries and summaries[-1].startswith("  done 4/4, running 0")
     # the results reload from the storage alone, by the public API
@@ -225,7 +228,7 @@ def test_two_node_cluster_runs_trials_on_both_nodes(tmp_path: Path) -> None:
     try:
         # with a latency objective and no table: each trial times its deploy form first
         cfg = config(tmp_path, search={"trials": 4, "concurrency": 2})
-        cfg["objectives"] = ["val_accuracy", "deploy_macs", "latency_ms"]
+        cfg["objectives"] = ["accuracy", "macs", "latency_ms"]
         outcome, _ = _run(cfg, address=cluster.address)
     finally:
         ray.shutdown()

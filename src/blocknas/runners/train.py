@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,11 +20,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from blocknas.cost import cost, measure_latency
-from blocknas.cost.latency import check_device
+from blocknas.costmodel import cost, measure_latency
+from blocknas.metrics import RENAMED
 from blocknas.runners.checkpoint import load_checkpoint, save_checkpoint
 from blocknas.runners.config import TrainConfig
 from blocknas.runners.data import DataSplits, Source, batches, num_examples
+from blocknas.runners.recipe import (
+    amp_dtype,
+    autocast,
+    make_optimizer,
+    resolve_device,
+    schedule,
+)
 from blocknas.spaces import ArchSpec, Network, build
 
 
@@ -41,13 +47,18 @@ class EpochReport:
     train_loss: float
     train_accuracy: float
     val_loss: float
-    val_accuracy: float
+    accuracy: float  # on the validation split (contracts §5)
     lr: float
     seconds: float
     sigmas: list[float] = field(default_factory=list)  # the adaptors' σ, in layer order
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EpochReport:
+        """A report as a checkpoint's history holds it (v1 names read as their v2 ones)."""
+        return cls(**{RENAMED.get(k, k): v for k, v in data.items()})
 
 
 @dataclass
@@ -65,55 +76,6 @@ class TrainResult:
 EpochCallback = Callable[[EpochReport], bool | None]
 #: called after every batch with (steps done, total steps, running training loss)
 StepCallback = Callable[[int, int, float], None]
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` → cuda when available, else cpu; anything else must be usable here."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return check_device(name)
-
-
-def _amp(config: TrainConfig, device: torch.device) -> torch.dtype | None:
-    if device.type != "cuda" or config.amp == "off":
-        return None
-    if config.amp == "fp16" or (config.amp == "auto" and not torch.cuda.is_bf16_supported()):
-        return torch.float16
-    return torch.bfloat16
-
-
-def _param_groups(model: Network, weight_decay: float) -> list[dict[str, Any]]:
-    """Weight decay on conv and linear weights only: decaying BN scales and biases only hurts."""
-    adaptor_ids = {id(p) for p in model.adaptor_parameters()}
-    decay: list[nn.Parameter] = []
-    no_decay: list[nn.Parameter] = []
-    for p in model.parameters():
-        if id(p) in adaptor_ids or not p.requires_grad:
-            continue
-        (decay if p.ndim > 1 else no_decay).append(p)
-    return [
-        {"params": decay, "weight_decay": weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
-
-
-def _optimizer(model: Network, config: TrainConfig) -> torch.optim.Optimizer:
-    groups = _param_groups(model, config.weight_decay)
-    if config.optimizer == "adamw":
-        return torch.optim.AdamW(groups, lr=config.lr)
-    return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov)
-
-
-def _schedule(total: int, warmup: int) -> Callable[[int], float]:
-    """Per-step factor: linear warm-up over ``warmup`` steps, then cosine from 1 to 0."""
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = (step - warmup) / max(1, total - warmup)
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-
-    return factor
 
 
 @torch.no_grad()
@@ -143,7 +105,7 @@ def evaluate(
         channels_last=channels_last,
         workers=workers,
     ):
-        with _autocast(device, amp):
+        with autocast(device, amp):
             logits = model(x)
         loss_sum += F.cross_entropy(logits.float(), y, reduction="sum")
         correct += (logits.argmax(1) == y).sum()
@@ -152,12 +114,6 @@ def evaluate(
     if n == 0:
         raise ValueError(f"dataset {data.name!r}: a split to evaluate on is empty")
     return float(loss_sum) / n, float(correct) / n
-
-
-def _autocast(device: torch.device, dtype: torch.dtype | None) -> AbstractContextManager[Any]:
-    if dtype is None:
-        return nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
 
 
 def _sigmas(model: Network) -> list[float]:
@@ -172,7 +128,7 @@ class _Run:
         self.device = resolve_device(config.device)
         if config.threads is not None and self.device.type == "cpu":
             torch.set_num_threads(config.threads)
-        self.amp = _amp(config, self.device)
+        self.amp = amp_dtype(config, self.device)
         self.channels_last = (
             config.channels_last if config.channels_last is not None else self.device.type == "cuda"
         )
@@ -181,7 +137,7 @@ class _Run:
         self.model = build(spec).to(self.device)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.optimizer = _optimizer(self.model, config)
+        self.optimizer = make_optimizer(self.model, config)
         alphas = self.model.adaptor_parameters()
         self.adaptor_opt = (
             torch.optim.SGD(
@@ -196,10 +152,10 @@ class _Run:
         self.total = self.steps_per_epoch * config.epochs
         warmup = round(config.warmup_epochs * self.steps_per_epoch)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, _schedule(self.total, warmup)
+            self.optimizer, schedule(self.total, warmup)
         )
         self.adaptor_sched = (
-            torch.optim.lr_scheduler.LambdaLR(self.adaptor_opt, _schedule(self.total, 0))
+            torch.optim.lr_scheduler.LambdaLR(self.adaptor_opt, schedule(self.total, 0))
             if self.adaptor_opt is not None
             else None
         )
@@ -254,7 +210,7 @@ class _Run:
             channels_last=self.channels_last,
             workers=cfg.workers,
         ):
-            with _autocast(self.device, self.amp):
+            with autocast(self.device, self.amp):
                 logits = model(x)
             loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
             self.optimizer.zero_grad(set_to_none=True)
@@ -321,12 +277,12 @@ def train(
 
     ``resume=True`` continues from ``checkpoint`` if it exists (it must hold the same spec).
 
-    >>> from blocknas.runners.data import load_data
+    >>> from blocknas.runners.datasets import load_data
     >>> from blocknas.spaces.selftest import combination_spec
     >>> spec = combination_spec({"block": "plain", "out": 8}, size=8, width=8, in_ch=1,
     ...                         num_classes=10)
     >>> result = train(spec, load_data("digits", input=(1, 8, 8)), TrainConfig(epochs=1))
-    >>> 0.0 <= result.metrics["val_accuracy"] <= 1.0 and result.metrics["epochs"] == 1
+    >>> 0.0 <= result.metrics["accuracy"] <= 1.0 and result.metrics["epochs"] == 1
     True
     """
     config = config or TrainConfig()
@@ -339,7 +295,7 @@ def train(
         if state["spec"]["layers"] != spec.to_dict()["layers"]:
             raise ValueError(f"{ckpt_path}: the checkpoint holds a different architecture")
         run.load(state)
-        history = [EpochReport(**h) for h in state["history"]]
+        history = [EpochReport.from_dict(h) for h in state["history"]]
 
     t_start = time.perf_counter()
     stopped = False
@@ -352,7 +308,7 @@ def train(
             train_loss=train_loss,
             train_accuracy=train_acc,
             val_loss=val_loss,
-            val_accuracy=val_acc,
+            accuracy=val_acc,
             lr=float(run.optimizer.param_groups[0]["lr"]),
             seconds=time.perf_counter() - t0,
             sigmas=_sigmas(run.model),
@@ -386,26 +342,22 @@ def _finish(
     """Test accuracy (reported, never selected on) and the costs at the learned sizes."""
     test_loss, test_acc = run.evaluate(run.data.test)
     learned = run.spec.with_learned(run.model.learned_adaptors())
-    c = cost(learned)
     latency = measure_latency(
         _plain_copy(run.model, learned),
         device=run.config.latency_device or run.device.type,
         batch=run.config.latency_batch,
     )
     last = history[-1]
-    metrics: dict[str, Any] = {
-        "val_accuracy": last.val_accuracy,
+    metrics: dict[str, Any] = {  # the names of contracts §5, plus the losses and the time
+        "accuracy": last.accuracy,
         "test_accuracy": test_acc,
-        "loss": last.train_loss,
+        **cost(learned).to_dict(),
+        "latency_ms": latency,
+        "train_loss": last.train_loss,
         "val_loss": last.val_loss,
         "test_loss": test_loss,
-        "params": c.params,
-        "macs": c.macs,
-        "deploy_params": c.deploy_params,
-        "deploy_macs": c.deploy_macs,
-        "latency_ms": latency,
         "epochs": last.epoch,
-        "seconds": seconds,
+        "wall_seconds": seconds,
     }
     if ckpt is not None:
         run.save(ckpt, metrics, history)

@@ -1,6 +1,6 @@
 """The Ray Tune trainable: one search trial = one call to :func:`~blocknas.runners.train.train`.
 
-It reports once per epoch (``epoch``, ``val_accuracy``, ``train_loss`` and the candidate's fixed
+It reports once per epoch (``epoch``, ``accuracy``, ``train_loss`` and the candidate's fixed
 analytic costs, which the early-stopping scheduler compares) and once more at the end with every
 final metric and ``final: True``. A trial that raises (NaN loss, out of memory, a bad spec)
 reports ``error`` with a one-line reason and ends normally, so the search records the reason
@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from blocknas.cost import measure_latency
+from blocknas.costmodel import measure_latency
 from blocknas.runners.config import DataConfig, TrainConfig
 from blocknas.runners.data import DataSplits
 from blocknas.runners.train import EpochReport, train
@@ -53,7 +53,7 @@ def run_trial(config: dict[str, Any]) -> None:
             {
                 **base,
                 "epoch": r.epoch,
-                "val_accuracy": r.val_accuracy,
+                "accuracy": r.accuracy,
                 "train_loss": r.train_loss,
                 "sigmas": r.sigmas,
             }

@@ -9,26 +9,22 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    RootModel,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from blocknas.metrics import METRICS
 from blocknas.runners.config import DataConfig, TrainConfig
 from blocknas.spaces.errors import SpecError
 from blocknas.spaces.schema import SearchSpace
 from blocknas.spaces.spec import read_yaml, spec_error
 
-#: metric → default direction; every objective is one of these
-METRICS: dict[str, Literal["maximize", "minimize"]] = {
-    "val_accuracy": "maximize",
-    "deploy_macs": "minimize",
-    "deploy_params": "minimize",
-    "latency_ms": "minimize",
-}
-#: budget name → the metric it limits
-BUDGETS: dict[str, str] = {
-    "macs": "deploy_macs",
-    "params": "deploy_params",
-    "latency_ms": "latency_ms",
-}
 SAMPLERS = ("nsga2", "tpe", "random", "gp")
 
 
@@ -37,33 +33,51 @@ class _Model(BaseModel):
 
 
 class Objective(_Model):
+    """One objective: a metric of :data:`blocknas.metrics.METRICS` that has a direction."""
+
     metric: str
     direction: Literal["maximize", "minimize"] | None = None
 
     @field_validator("metric")
     @classmethod
     def _known(cls, v: str) -> str:
-        if v not in METRICS:
-            raise ValueError(f"unknown metric {v!r}; valid: {', '.join(METRICS)}")
+        METRICS.lookup(v, METRICS.objectives(), "objective")
         return v
 
     @model_validator(mode="after")
     def _direction(self) -> Objective:
+        wanted = METRICS[self.metric].direction
         if self.direction is None:
-            object.__setattr__(self, "direction", METRICS[self.metric])
+            object.__setattr__(self, "direction", wanted)
+        elif self.direction != wanted:
+            raise ValueError(
+                f"objective {self.metric!r} is always {wanted}d, not {self.direction}d"
+            )
         return self
 
 
-class Budgets(_Model):
-    """Limits on the deploy form; a candidate over any of them is never trained."""
+class Budgets(RootModel[dict[str, float | None]]):
+    """Limits, by metric name (``macs``, ``flops``, ``params``, ``latency_ms``); a candidate over
+    any of them is never trained when the metric is known before training."""
 
-    macs: float | None = Field(None, gt=0)
-    params: float | None = Field(None, gt=0)
-    latency_ms: float | None = Field(None, gt=0)
+    model_config = ConfigDict(frozen=True)
+    root: dict[str, float | None] = Field(default_factory=dict)
+
+    @field_validator("root")
+    @classmethod
+    def _known(cls, v: dict[str, float | None]) -> dict[str, float | None]:
+        for name, limit in v.items():
+            try:
+                METRICS.lookup(name, METRICS.budgets(), "budget")
+            except ValueError as e:
+                raise SpecError(str(name), str(e)) from None
+            if limit is not None and not limit > 0:
+                raise SpecError(name, f"{name}={limit} must be > 0 (or null: no limit)")
+        return v
 
     def limits(self) -> dict[str, float]:
-        """The budgets that are set, in a fixed order (the order of the constraint values)."""
-        return {k: float(v) for k in BUDGETS if (v := getattr(self, k)) is not None}
+        """The budgets that are set, in the metrics table's order (the constraints' order)."""
+        return {m: float(v) for m in METRICS.budgets() if (v := self.root.get(m)) is not None}
 
 
 class EarlyStopping(_Model):
@@ -105,13 +119,13 @@ class SearchConfig(_Model):
     >>> cfg = SearchConfig.from_dict({"name": "demo", "space": {"input": [1, 8, 8],
     ...     "num_classes": 10, "stages": [{"depth": 1, "out": 16}]}})
     >>> [o.metric for o in cfg.objectives], cfg.search.sampler, cfg.storage_url()
-    (['val_accuracy', 'deploy_macs'], 'nsga2', 'sqlite:///runs/demo/study.db')
+    (['accuracy', 'macs'], 'nsga2', 'sqlite:///runs/demo/study.db')
     """
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     space: SearchSpace
     objectives: list[Objective] = Field(
-        default_factory=lambda: [Objective(metric="val_accuracy"), Objective(metric="deploy_macs")],
+        default_factory=lambda: [Objective(metric="accuracy"), Objective(metric="macs")],
         min_length=1,
     )
     budgets: Budgets = Field(default_factory=Budgets)
@@ -165,6 +179,8 @@ class SearchConfig(_Model):
 
     def predicts_latency(self) -> bool:
         """Whether candidates get a latency predicted from the table before training: for a
-        latency budget, or when a table is given. A latency objective alone needs no prediction:
-        trained trials report their measured latency, and timing new parts costs seconds."""
-        return self.budgets.latency_ms is not None or self.latency.table is not None
+        budget on a predicted metric, or when a table is given. A latency objective alone needs
+        no prediction: trained trials report their measured latency, and timing new parts costs
+        seconds."""
+        predicted = any(METRICS[m].predicted for m in self.budgets.limits())
+        return predicted or self.latency.table is not None

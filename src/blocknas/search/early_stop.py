@@ -70,8 +70,13 @@ class ParetoStopping:
     against it then, so the outcome does not depend on which trial happened to run first.
     """
 
-    def __init__(self, rule: DominanceRule | None = None) -> None:
+    def __init__(
+        self, rule: DominanceRule | None = None, planned_epochs: int | None = None
+    ) -> None:
+        if planned_epochs is not None and planned_epochs < 1:
+            raise ValueError(f"planned_epochs must be at least 1, got {planned_epochs=}")
         self.rule = rule if rule is not None else DominanceRule()
+        self.planned_epochs = planned_epochs
         self.stopped: dict[str, int] = {}  # trial id -> epoch it was stopped at
         self._records: dict[int, dict[str, _Record]] = {}  # epoch -> trial id -> record
         self._n_costs: int | None = None
@@ -80,7 +85,9 @@ class ParetoStopping:
         """Record a trial's result at ``epoch``; True when that trial should stop now.
 
         A NaN accuracy is neither recorded nor stopped: the trainer reports its own errors, and a
-        NaN can neither beat nor be beaten. A trial already stopped stays stopped.
+        NaN can neither beat nor be beaten. A trial already stopped stays stopped. A trial at its
+        last planned epoch is recorded (it still counts against others) but never stopped: its
+        epochs are spent, and stopping it would only throw its result away.
         """
         costs = tuple(float(c) for c in costs)
         if self._n_costs is None:
@@ -98,6 +105,8 @@ class ParetoStopping:
         at_epoch = self._records.setdefault(epoch, {})
         mine = _Record(accuracy, costs)
         at_epoch[trial_id] = mine  # a re-run of the same epoch (after a restore) replaces it
+        if self.planned_epochs is not None and epoch >= self.planned_epochs:
+            return False
         if self.dominators(trial_id, epoch) >= rule.min_dominators:
             self.stopped[trial_id] = epoch
             return True
@@ -134,8 +143,8 @@ class ParetoStoppingScheduler(FIFOScheduler):
 
     def __init__(
         self,
-        accuracy: str = "val_accuracy",
-        costs: tuple[str, ...] = ("deploy_macs",),
+        accuracy: str = "accuracy",
+        costs: tuple[str, ...] = ("macs",),
         epoch: str = "epoch",
         rule: DominanceRule = DominanceRule(),  # frozen: one shared default is safe
         planned_epochs: int | None = None,
@@ -144,14 +153,12 @@ class ParetoStoppingScheduler(FIFOScheduler):
         costs = tuple(costs)
         if not costs:
             raise ValueError(f"at least one cost key is needed, got {costs=}")
-        if planned_epochs is not None and planned_epochs < 1:
-            raise ValueError(f"planned_epochs must be at least 1, got {planned_epochs=}")
         self.accuracy_key = accuracy
         self.cost_keys = costs
         self.epoch_key = epoch
         self.rule = rule
         self.planned_epochs = planned_epochs
-        self.pareto = ParetoStopping(rule)
+        self.pareto = ParetoStopping(rule, planned_epochs)
         self.stopped: dict[str, int] = {}  # trial id -> epoch it was stopped at
         self.tune_metric: str | None = None  # what Tune passed, for reference only
         self.tune_mode: str | None = None

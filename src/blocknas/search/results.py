@@ -1,16 +1,17 @@
 """A search's results: its Optuna study as a DataFrame, the Pareto front, hypervolume, summary.
 
 The study is the one the Tune searcher writes (see :mod:`blocknas.search.searcher`): one trial
-per candidate, launched or rejected over budget, with its costs and metrics as user attributes.
-:func:`load_results` reads it into one row per trial; the other functions work on that frame.
-States: ``complete`` (trained, within budget), ``infeasible`` (complete but over a budget,
-before or after training), ``pruned`` (stopped early), ``failed``, ``running``, ``waiting``.
+per candidate, launched or rejected over budget, with its metrics as user attributes named as in
+:data:`blocknas.metrics.METRICS`. :func:`load_results` reads it into one row per trial, a column
+per metric; a metric that was not measured is NaN, never 0. States: ``complete`` (trained, within
+budget), ``infeasible`` (complete but over a budget, before or after training), ``pruned``
+(stopped early), ``failed``, ``running``, ``waiting``. Text rendering is in
+:mod:`blocknas.search.text`.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,25 +19,21 @@ import numpy as np
 import optuna
 import pandas as pd
 
-from blocknas.search.study import storage_for
+from blocknas.metrics import METRICS, RENAMED, number
+from blocknas.search.hypervolume import dominated_volume, non_dominated
+from blocknas.search.study import interrupted, storage_for
 
 TrialState = optuna.trial.TrialState
 
-#: objective metric → the trial user attribute holding it, and the budget limiting it (if any)
-ATTR_OF: dict[str, str] = {"deploy_macs": "macs", "deploy_params": "params"}
-#: metric names that are maximized when only the name is given
-ACCURACY = ("val_accuracy", "accuracy", "test_accuracy")
-#: metric → the fixed column holding the same quantity (when the metric has no column)
-ALIAS: dict[str, str] = ATTR_OF | {"val_accuracy": "accuracy"}
-#: the fixed columns that follow the objective columns
-COLUMNS = (
-    *("macs", "params", "latency_ms", "accuracy", "test_accuracy", "epochs", "checkpoint"),
-    *("node", "wall_seconds", "reason", "arch", "launched", "spec"),
-    *("datetime_start", "datetime_complete"),
+#: the columns after the metric columns
+RECORD = (
+    *("epochs", "epochs_planned", "wall_seconds", "node", "reason", "arch", "spec"),
+    *("checkpoint", "launched", "datetime_start", "datetime_complete"),
 )
-FLOATS = ("macs", "params", "latency_ms", "accuracy", "test_accuracy", "wall_seconds")
 STATES = {TrialState.PRUNED: "pruned", TrialState.FAIL: "failed"}
 STATES |= {TrialState.RUNNING: "running", TrialState.WAITING: "waiting"}
+#: a v1 study's user attributes under their v2 names
+LEGACY_ATTRS = {new: old for old, new in RENAMED.items()}
 
 Objectives = Sequence[tuple[str, str] | str] | None
 
@@ -66,7 +63,8 @@ def _load_study(
 
 
 def _objectives_of(study: optuna.Study) -> list[tuple[str, str]]:
-    """(metric, direction) per study direction; names from the ``objectives`` user attr."""
+    """(metric, direction) per study direction; names from the ``objectives`` user attr (a v1
+    study's names read as their v2 ones)."""
     directions = [d.name.lower() for d in study.directions]
     recorded = study.user_attrs.get("objectives")
     names = [f"objective_{i}" for i in range(len(directions))]
@@ -74,15 +72,8 @@ def _objectives_of(study: optuna.Study) -> list[tuple[str, str]]:
         for i, o in enumerate(recorded):
             metric = o.get("metric") if isinstance(o, dict) else o
             if isinstance(metric, str) and metric:
-                names[i] = metric
+                names[i] = RENAMED.get(metric, metric)
     return list(zip(names, directions, strict=True))
-
-
-def _num(value: Any) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return math.nan
 
 
 def _state(trial: optuna.trial.FrozenTrial) -> tuple[str, bool]:
@@ -93,42 +84,58 @@ def _state(trial: optuna.trial.FrozenTrial) -> tuple[str, bool]:
     if "feasible" in attrs:
         feasible = bool(attrs["feasible"])
     else:  # a study not written by the searcher: trust the constraints if any
-        feasible = all(_num(c) <= 0 for c in attrs.get("constraints", []))
+        feasible = all(number(c) <= 0 for c in attrs.get("constraints", []))
     return ("complete" if feasible else "infeasible"), feasible
 
 
-def _row(trial: optuna.trial.FrozenTrial, objectives: list[tuple[str, str]]) -> dict[str, Any]:
+def _metrics(trial: optuna.trial.FrozenTrial, objectives: list[str]) -> dict[str, Any]:
+    """The trial's metrics from its record. Objective values come from ``trial.values`` only
+    in studies blocknas did not write: the searcher tells samplers stand-ins for unmeasured
+    values, and those must not show as measurements."""
+    attrs = trial.user_attrs
+    out = {m: attrs.get(m, attrs.get(LEGACY_ATTRS.get(m, m))) for m in METRICS.names()}
+    written = "launched" in attrs or "feasible" in attrs
+    if not written and trial.state == TrialState.COMPLETE and trial.values is not None:
+        out |= dict(zip(objectives, trial.values, strict=True))
+    return METRICS.complete(out)
+
+
+def _row(
+    trial: optuna.trial.FrozenTrial, objectives: list[str], retried: dict[int, int]
+) -> dict[str, Any]:
     attrs = trial.user_attrs
     state, feasible = _state(trial)
     row: dict[str, Any] = {"number": trial.number, "state": state, "feasible": feasible}
-    for i, (metric, _) in enumerate(objectives):
-        if trial.state == TrialState.COMPLETE and trial.values is not None:
-            row[metric] = _num(trial.values[i])
-        else:
-            row[metric] = _num(attrs.get(ATTR_OF.get(metric, metric)))
-    fixed: dict[str, Any] = {
-        "macs": _num(attrs.get("macs")),
-        "params": _num(attrs.get("params")),
-        "latency_ms": _num(attrs.get("latency_ms")),
-        "accuracy": _num(attrs.get("val_accuracy")),
-        "test_accuracy": _num(attrs.get("test_accuracy")),
+    row |= {k: number(v) for k, v in _metrics(trial, objectives).items()}
+    reason = attrs.get("reason")
+    if trial.number in retried:
+        reason = "interrupted: the search driver stopped"
+        if retried[trial.number] >= 0:
+            reason += f"; retried as trial {retried[trial.number]}"
+    row |= {
         "epochs": attrs.get("epochs"),
-        "checkpoint": attrs.get("checkpoint"),
+        "epochs_planned": attrs.get("epochs_planned"),
+        "wall_seconds": number(attrs.get("wall_seconds")),
         "node": attrs.get("node"),
-        "wall_seconds": _num(attrs.get("wall_seconds")),
-        "reason": attrs.get("reason"),
+        "reason": reason,
         "arch": attrs.get("arch"),
+        "spec": attrs.get("spec"),
+        "checkpoint": attrs.get("checkpoint"),
         # absent only in studies the searcher did not write: guess from the state
         "launched": bool(
             attrs.get("launched", state in ("complete", "pruned", "failed", "running"))
         ),
-        "spec": attrs.get("spec"),
         "datetime_start": trial.datetime_start,
         "datetime_complete": trial.datetime_complete,
     }
-    row |= {k: v for k, v in fixed.items() if k not in row}
-    row |= {f"param.{k}": v for k, v in trial.params.items()}
-    return row
+    return row | {f"param.{k}": v for k, v in trial.params.items()}
+
+
+def _retries(study: optuna.Study, trials: list[optuna.trial.FrozenTrial]) -> dict[int, int]:
+    """Interrupted trial number → the number of its retry (-1: none, it was never launched)."""
+    retries = [t for t in trials if "retry_of" in t.user_attrs]
+    retry_of = {int(t.user_attrs["retry_of"]): t.number for t in retries}
+    return {n: retry_of.get(n, -1) for n in interrupted(study)}
 
 
 def load_results(
@@ -139,23 +146,30 @@ def load_results(
     ``storage`` is an Optuna storage URL, a storage, a SQLite file path, or a loaded study (then
     ``study`` is ignored); ``study`` may be left out when the storage holds exactly one.
     ``df.attrs`` holds ``objectives`` ([(metric, direction), ...]), ``budgets`` and ``study``.
+
+    After ``make demo``::
+
+        df = load_results("sqlite:///runs/digits/study.db")
+        df[df.state == "complete"][["accuracy", "macs", "latency_ms"]].describe()
     """
     st = _load_study(storage, study)
     objectives = _objectives_of(st)
+    names = [m for m, _ in objectives]
     trials = sorted(st.get_trials(deepcopy=False), key=lambda t: t.number)
-    rows = [_row(t, objectives) for t in trials]
+    retried = _retries(st, trials)
+    rows = [_row(t, names, retried) for t in trials]
+    metrics = METRICS.names() + [m for m in names if m not in METRICS]
     params = list(dict.fromkeys(k for r in rows for k in r if k.startswith("param.")))
-    metrics = [m for m, _ in objectives]
-    columns = ["number", "state", "feasible", *metrics]
-    columns += [c for c in COLUMNS if c not in columns] + params
+    columns = ["number", "state", "feasible", *metrics, *RECORD, *params]
     df = pd.DataFrame(rows, columns=columns)
     df["number"] = df["number"].astype("int64")
     df["state"] = df["state"].astype(object)
     for col in ("feasible", "launched"):
         df[col] = df[col].astype(bool)
-    for col in (*metrics, *FLOATS):
+    for col in (*metrics, "wall_seconds"):
         df[col] = pd.to_numeric(df[col], errors="coerce").astype("float64")
-    df["epochs"] = pd.to_numeric(df["epochs"], errors="coerce").astype("Int64")
+    for col in ("epochs", "epochs_planned"):
+        df[col] = pd.to_numeric(df[col], errors="coerce").astype("Int64")
     for col in ("datetime_start", "datetime_complete"):
         df[col] = pd.to_datetime(df[col])
     budgets = st.user_attrs.get("budgets") or {}
@@ -166,8 +180,9 @@ def load_results(
 
 
 # --- the front -------------------------------------------------------------------------------
-def _resolve(df: pd.DataFrame, objectives: Objectives) -> list[tuple[str, str, str]]:
-    """(metric, direction, column) per objective; directions are ``maximize``/``minimize``."""
+def _resolve(df: pd.DataFrame, objectives: Objectives) -> list[tuple[str, str]]:
+    """(metric, direction) per objective; a bare name takes its direction from the frame's
+    objectives, else from the metrics table."""
     known = dict(df.attrs.get("objectives", []))
     if objectives is None:
         objectives = list(df.attrs.get("objectives", []))
@@ -175,131 +190,112 @@ def _resolve(df: pd.DataFrame, objectives: Objectives) -> list[tuple[str, str, s
             raise ValueError("no objectives: the frame has none in attrs; pass objectives=")
     out = []
     for o in objectives:
-        if isinstance(o, str):
-            metric = o
-            direction = known.get(o, "maximize" if o in ACCURACY else "minimize")
-        else:
-            metric, direction = o
-        direction = "maximize" if str(direction).lower().startswith("max") else "minimize"
-        column = metric if metric in df.columns else ALIAS.get(metric, metric)
-        if column not in df.columns:
-            raise ValueError(f"no column for objective {metric!r} in the results")
-        out.append((metric, direction, column))
+        metric, direction = (o, known.get(o)) if isinstance(o, str) else o
+        metric = RENAMED.get(metric, metric)
+        if direction is None:
+            direction = METRICS[metric].direction if metric in METRICS else None
+        if direction is None or metric not in df.columns:
+            valid = ", ".join(m for m in METRICS.objectives() if m in df.columns)
+            raise ValueError(f"{metric!r} is not an objective of these results; valid: {valid}")
+        out.append((metric, "maximize" if str(direction).startswith("max") else "minimize"))
     return out
 
 
-def _losses(df: pd.DataFrame, objs: list[tuple[str, str, str]]) -> np.ndarray:
+def _losses(df: pd.DataFrame, objs: list[tuple[str, str]]) -> np.ndarray:
     """The objective values of ``df`` as losses (maximized ones negated), shape (rows, objs)."""
-    sign = np.array([-1.0 if d == "maximize" else 1.0 for _, d, _ in objs])
-    values = df[[c for _, _, c in objs]].to_numpy(dtype="float64")
+    sign = np.array([-1.0 if d == "maximize" else 1.0 for _, d in objs])
+    values = df[[m for m, _ in objs]].to_numpy(dtype="float64")
     return values.reshape(len(df), len(objs)) * sign
-
-
-def _non_dominated(losses: np.ndarray, block: int = 512) -> np.ndarray:
-    """Mask of the rows no other row dominates (ties are kept: equal points never dominate)."""
-    n = len(losses)
-    dominated = np.zeros(n, dtype=bool)
-    for start in range(0, n, block):
-        cand = losses[start : start + block][None, :, :]
-        weakly = (losses[:, None, :] <= cand).all(axis=-1)
-        strictly = (losses[:, None, :] < cand).any(axis=-1)
-        dominated[start : start + block] = (weakly & strictly).any(axis=0)
-    return ~dominated
 
 
 def pareto_front(df: pd.DataFrame, objectives: Objectives = None) -> pd.DataFrame:
     """The non-dominated feasible complete rows, sorted by the first cost objective ascending.
 
-    ``objectives`` are (metric, direction) pairs or metric names (accuracies maximized, other
-    metrics minimized); by default ``df.attrs["objectives"]``. Rows with NaN there are left out.
+    ``objectives`` are (metric, direction) pairs or metric names; by default
+    ``df.attrs["objectives"]``. Rows with NaN in an objective are left out.
     """
     objs = _resolve(df, objectives)
-    cols = [c for _, _, c in objs]
+    cols = [m for m, _ in objs]
     cand = df[(df["state"] == "complete") & df["feasible"].astype(bool)]
     cand = cand[cand[cols].notna().all(axis=1)]
-    front = cand[_non_dominated(_losses(cand, objs))] if len(cand) else cand
-    costs = [c for _, d, c in objs if d == "minimize"]
+    front = cand[non_dominated(_losses(cand, objs))] if len(cand) else cand
+    costs = [m for m, d in objs if d == "minimize"]
     key, ascending = (costs[0], True) if costs else (cols[0], False)
     keys = [key, "number"] if key != "number" and "number" in front.columns else [key]
     asc = [ascending, True][: len(keys)]
     return front.sort_values(keys, ascending=asc, kind="mergesort")
 
 
-def reference_point(df: pd.DataFrame, objectives: Objectives = None) -> list[float]:
-    """Hypervolume reference, in the metrics' own units: 0 for maximized (accuracy) objectives;
-    for costs the budget on that metric if set, else 1.1 × the max over feasible complete rows."""
-    objs = _resolve(df, objectives)
+def reference_point(df: pd.DataFrame, objectives: Objectives = None) -> dict[str, float]:
+    """Each cost objective's reference, in its own unit (contracts §5): the budget on that
+    metric where one is set, else the largest value among the feasible complete rows (of every
+    study in ``df``: concatenate the frames of the runs to compare). Maximized objectives
+    (accuracy) need none: they are fractions, taken as they are."""
     budgets = df.attrs.get("budgets") or {}
     done = df[(df["state"] == "complete") & df["feasible"].astype(bool)]
-    ref = []
-    for metric, direction, column in objs:
-        budget = budgets.get(ATTR_OF.get(metric, metric))
-        if direction == "maximize":
-            ref.append(0.0)
-        elif budget is not None:
-            ref.append(float(budget))
-        else:
-            top = float(done[column].max()) if len(done) else math.nan
-            ref.append(top + 0.1 * abs(top))
+    ref = {}
+    for metric, direction in _resolve(df, objectives):
+        if direction == "minimize":
+            top = float(done[metric].max()) if len(done) else float("nan")
+            ref[metric] = float(budgets.get(metric, top))
     return ref
 
 
-def _hv(points: np.ndarray, ref: np.ndarray) -> float:
-    """Exact hypervolume of loss ``points`` (all strictly below ``ref``): a sweep in 2-D,
-    slicing along the last objective above that."""
-    if len(points) == 0:
-        return 0.0
-    k = points.shape[1]
-    if k == 1:
-        return float(ref[0] - points[:, 0].min())
-    points = points[_non_dominated(points)]
-    if k == 2:
-        pts = points[np.lexsort((points[:, 1], points[:, 0]))]
-        total, best_y = 0.0, float(ref[1])
-        for x, y in pts:
-            if y < best_y:
-                total += (float(ref[0]) - x) * (best_y - y)
-                best_y = y
-        return total
-    pts = points[np.argsort(points[:, -1], kind="mergesort")]
-    edges = np.append(pts[:, -1], ref[-1])
-    total = 0.0
-    for i in range(len(pts)):
-        depth = float(edges[i + 1] - edges[i])
-        if depth > 0:
-            total += depth * _hv(pts[: i + 1, :-1], ref[:-1])
-    return total
-
-
 def hypervolume(
-    df: pd.DataFrame, objectives: Objectives = None, reference: Sequence[float] | None = None
+    df: pd.DataFrame, objectives: Objectives = None, reference: Mapping[str, float] | None = None
 ) -> float:
-    """Hypervolume of the Pareto front against ``reference`` (default :func:`reference_point`),
-    both in the metrics' own units; 0.0 for an empty front. Points beyond the reference count 0."""
+    """Normalised hypervolume of the Pareto front, in [0, 1] (contracts §5).
+
+    Accuracy is taken as it is, each cost as value ÷ its reference (default
+    :func:`reference_point`; ``reference`` overrides it per cost metric, e.g. one reference for
+    several runs); the volume that the front dominates in that unit box is the hypervolume.
+    Points beyond a reference add nothing; an empty front gives 0.0.
+
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"state": ["complete"] * 2, "feasible": [True, True],
+    ...                    "accuracy": [0.9, 0.6], "macs": [4e6, 1e6]})
+    >>> hypervolume(df, ["accuracy", "macs"], reference={"macs": 5e6})  # 0.9·0.2 + 0.6·0.6
+    0.54
+    """
     objs = _resolve(df, objectives)
-    pairs = [(m, d) for m, d, _ in objs]
-    front = pareto_front(df, pairs)
+    ref = reference_point(df, objs)
+    extra = set(reference or {}) - set(ref)
+    if extra:
+        raise ValueError(
+            f"reference names {sorted(extra)}, which are not cost objectives here; "
+            f"valid: {', '.join(ref) or 'none'}"
+        )
+    ref |= {k: float(v) for k, v in (reference or {}).items()}
+    front = pareto_front(df, objs)
     if front.empty:
         return 0.0
-    ref_values = list(reference) if reference is not None else reference_point(df, pairs)
-    if len(ref_values) != len(objs):
-        raise ValueError(f"reference has {len(ref_values)} values for {len(objs)} objectives")
-    sign = np.array([-1.0 if d == "maximize" else 1.0 for _, d, _ in objs])
-    ref = np.asarray(ref_values, dtype="float64") * sign
-    if not np.isfinite(ref).all():
-        return 0.0
-    losses = _losses(front, objs)
-    return _hv(losses[(losses < ref).all(axis=1)], ref)
+    if not all(np.isfinite(v) and v > 0 for v in ref.values()):
+        raise ValueError(f"every reference must be a positive number, got {ref}")
+    scale = np.array([1.0 if d == "maximize" else ref[m] for m, d in objs])
+    losses = _losses(front, objs) / scale
+    box = np.array([0.0 if d == "maximize" else 1.0 for _, d in objs])
+    return round(float(dominated_volume(losses[(losses < box).all(axis=1)], box)), 12)
 
 
-# --- reporting -------------------------------------------------------------------------------
+# --- accounting ------------------------------------------------------------------------------
 def summary(df: pd.DataFrame) -> dict[str, Any]:
-    """Counts of the search's trials, the front size, epochs trained and the hypervolume."""
+    """Counts of the search's trials, the front size, epochs and the normalised hypervolume.
+
+    ``epochs_planned`` counts the epochs planned for every launched trial that ended (trials a
+    stopped driver interrupted are counted once, in their retry); ``epochs_saved`` the planned
+    epochs early stopping did not train; ``saved_fraction`` their ratio.
+    """
     state = df["state"]
+    launched = df["launched"].astype(bool)
     infeasible = state == "infeasible"
-    rejected = int((infeasible & ~df["launched"].astype(bool)).sum())
+    rejected = int((infeasible & ~launched).sum())
     counts = {s: int((state == s).sum()) for s in ("complete", "running", "pruned", "failed")}
     finished = counts["complete"] + counts["pruned"] + counts["failed"] + int(infeasible.sum())
+    ended = launched & state.isin(["complete", "infeasible", "pruned", "failed"])
+    ended &= ~df["reason"].fillna("").astype(str).str.startswith("interrupted")
+    planned = int(df.loc[ended, "epochs_planned"].fillna(0).sum())
+    pruned = df[state == "pruned"]
+    saved = int((pruned["epochs_planned"] - pruned["epochs"]).clip(lower=0).fillna(0).sum())
     has_objectives = bool(df.attrs.get("objectives"))
     return {
         "done": finished - rejected,
@@ -308,59 +304,20 @@ def summary(df: pd.DataFrame) -> dict[str, Any]:
         "rejected": rejected,
         "front": len(pareto_front(df)) if has_objectives else 0,
         "epochs_run": int(pd.to_numeric(df["epochs"], errors="coerce").fillna(0).sum()),
+        "epochs_planned": planned,
+        "epochs_saved": saved,
+        "saved_fraction": saved / planned if planned else 0.0,
         "hypervolume": float(hypervolume(df)) if has_objectives else 0.0,
     }
 
 
-def human(value: Any) -> str:
-    """A count in short form.
-
-    >>> human(1234567), human(45678), human(999), human(3.2e9), human(None)
-    ('1.23M', '45.7K', '999', '3.20G', '-')
-    """
-    v = _num(value)
-    if math.isnan(v):
-        return "-"
-    for scale, unit in ((1e9, "G"), (1e6, "M"), (1e3, "K")):
-        if abs(v) >= scale:
-            x = v / scale
-            digits = 2 if abs(x) < 10 else 1 if abs(x) < 100 else 0
-            return f"{x:.{digits}f}{unit}"
-    return f"{v:.0f}"
+def trained(df: pd.DataFrame) -> int:
+    """How many trials finished training (complete, within budget or not after training)."""
+    return int((df["launched"].astype(bool) & df["state"].isin(["complete", "infeasible"])).sum())
 
 
-def _fmt(value: Any, spec: str) -> str:
-    v = _num(value)
-    return "-" if math.isnan(v) else format(v, spec)
-
-
-def front_table(df: pd.DataFrame, objectives: Objectives = None, limit: int = 30) -> str:
-    """The Pareto front as an aligned plain-text table for terminals."""
-    front = pareto_front(df, objectives)
-    if front.empty:
-        return "(empty front)"
-    shown = front.head(limit)
-    latency = "latency_ms" in front.columns and bool(front["latency_ms"].notna().any())
-    header = ["#", "accuracy", "test_acc", "MACs", "params"]
-    header += ["latency_ms"] if latency else []
-    header += ["epochs", "arch"]
-    rows = []
-    for _, r in shown.iterrows():
-        cells = [
-            str(int(r["number"])),
-            _fmt(r.get("accuracy"), ".4f"),
-            _fmt(r.get("test_accuracy"), ".4f"),
-            human(r.get("macs")),
-            human(r.get("params")),
-        ]
-        cells += [_fmt(r["latency_ms"], ".3f")] if latency else []
-        cells += [_fmt(r.get("epochs"), ".0f"), "" if pd.isna(r.get("arch")) else str(r["arch"])]
-        rows.append(cells)
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header) - 1)]
-    lines = [
-        "  ".join([*(c.rjust(w) for c, w in zip(row[:-1], widths, strict=True)), row[-1]]).rstrip()
-        for row in [header, *rows]
-    ]
-    if len(front) > len(shown):
-        lines.append(f"... {len(front) - len(shown)} more on the front")
-    return "\n".join(lines)
+def failure_reasons(df: pd.DataFrame) -> list[tuple[str, int]]:
+    """Why launched trials did not complete: (reason, how many), most frequent first."""
+    ended = df[df["launched"].astype(bool) & df["state"].isin(["failed", "pruned"])]
+    counts = ended["reason"].fillna("no reason recorded").astype(str).value_counts(sort=False)
+    return sorted(((str(r), int(n)) for r, n in counts.items()), key=lambda rn: (-rn[1], rn[0]))

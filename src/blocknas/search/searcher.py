@@ -11,6 +11,7 @@ latency). The searcher never stops trials: early stopping is the scheduler's job
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,9 +19,10 @@ from typing import Any
 import optuna
 from ray.tune.search import Searcher
 
-from blocknas.cost import cost
-from blocknas.cost.table import LatencyTable
-from blocknas.search.config import BUDGETS, SearchConfig
+from blocknas.costmodel import cost
+from blocknas.costmodel.table import LatencyTable
+from blocknas.metrics import METRICS
+from blocknas.search.config import SearchConfig
 from blocknas.search.study import finished_launched
 from blocknas.spaces import ArchSpec
 
@@ -61,27 +63,21 @@ class Coster:
                 )
 
     def __call__(self, spec: ArchSpec) -> dict[str, Any]:
-        c = cost(spec)
-        out: dict[str, Any] = {
-            "deploy_macs": c.deploy_macs,
-            "deploy_params": c.deploy_params,
-            "train_macs": c.macs,
-            "train_params": c.params,
-            "latency_ms": None,
-        }
+        """Every metric known before training, by its name in the metrics table (None: unknown)."""
+        out = cost(spec).to_dict()
         if self.table is not None:
             if self.table.add(spec):  # measured new parts: keep them for the next search
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 self.table.save(self.path)
             out["latency_ms"] = self.table.predict(spec)
-        return out
+        return METRICS.complete(out)
 
 
 def constraint_values(config: SearchConfig, metrics: dict[str, Any]) -> list[float]:
-    """``value − limit`` per budget that is set (≤ 0: within budget)."""
+    """``value − limit`` per budget that is set (≤ 0: within budget; unknown: +inf)."""
     out = []
     for name, limit in config.budgets.limits().items():
-        value = metrics.get(BUDGETS[name])
+        value = metrics.get(name)
         out.append(float("inf") if value is None else float(value) - limit)
     return out
 
@@ -89,13 +85,20 @@ def constraint_values(config: SearchConfig, metrics: dict[str, Any]) -> list[flo
 def over_budget(config: SearchConfig, metrics: dict[str, Any]) -> str | None:
     """Why ``metrics`` break a budget (one line), or None."""
     broken = [
-        f"{name} {metrics.get(BUDGETS[name])} > {limit:g}"
+        f"{name} {float(metrics[name]):.6g} > {limit:.6g}"
+        if metrics.get(name) is not None
+        else f"{name} unknown"
         for (name, limit), c in zip(
             config.budgets.limits().items(), constraint_values(config, metrics), strict=True
         )
         if c > 0
     ]
     return "over budget: " + ", ".join(broken) if broken else None
+
+
+def known(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The metrics that have a value: what a trial's record holds (missing ones stay missing)."""
+    return {k: v for k, v in metrics.items() if k in METRICS and v is not None}
 
 
 class StudySearcher(Searcher):
@@ -113,7 +116,7 @@ class StudySearcher(Searcher):
         stopped_at: Callable[[str], int | None] = lambda _trial_id: None,
         on_finish: Callable[[optuna.trial.FrozenTrial, int], None] | None = None,
     ) -> None:
-        super().__init__()  # no metric: error reports lack val_accuracy, and Tune checks it
+        super().__init__()  # no metric: error reports lack accuracy, and Tune checks it
         self.study, self.config, self.trials = study, config, trials
         self.trial_config = trial_config
         self.checkpoint_dir = checkpoint_dir
@@ -124,6 +127,7 @@ class StudySearcher(Searcher):
         self.running: dict[str, optuna.Trial] = {}
         self.rejected = 0
         self.error: str | None = None
+        self.stand_in = StandIns(config, study)
 
     # --- what to try -------------------------------------------------------------------------
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:  # type: ignore[override]
@@ -137,37 +141,46 @@ class StudySearcher(Searcher):
             attrs = {
                 "spec": spec.to_json(),
                 "arch": arch_summary(spec),
-                "macs": costs["deploy_macs"],
-                "params": costs["deploy_params"],
-                "train_macs": costs["train_macs"],
-                "train_params": costs["train_params"],
-                "latency_ms": costs["latency_ms"],
+                **known(costs),
                 "constraints": constraints,
             }
             reason = over_budget(self.config, costs)
             if reason is not None:
                 self._set(trial, attrs | {"feasible": False, "launched": False, "reason": reason})
-                self._tell(trial, constraints, self._values({**costs, "val_accuracy": 0.0}))
+                self._tell(trial, constraints, costs)
                 self.rejected += 1
                 continue
-            # a trial queued again after a killed driver resumes from its first run's checkpoint
-            first = trial.user_attrs.get("retry_of", trial.number)
-            checkpoint = self.checkpoint_dir / f"trial_{first:05d}.pt"
-            self._set(trial, attrs | {"launched": True, "checkpoint": str(checkpoint)})
-            self.running[trial_id] = trial
-            self.launched += 1
-            return {
-                **self.trial_config,
-                "spec": spec.to_dict(),
-                "number": trial.number,
-                "costs": {k: v for k, v in costs.items() if v is not None},
-                "checkpoint": str(checkpoint),
-            }
+            return self._launch(trial_id, trial, spec, costs, attrs)
         self.error = (
             f"no candidate within the budgets in {self.config.search.max_rejections} draws in a "
             "row; loosen `budgets:` or narrow the space"
         )
         return Searcher.FINISHED
+
+    def _launch(
+        self,
+        trial_id: str,
+        trial: optuna.Trial,
+        spec: ArchSpec,
+        costs: dict[str, Any],
+        attrs: dict[str, Any],
+    ) -> dict[str, Any]:
+        """Record a candidate as launched and give Tune its trial config."""
+        # a trial queued again after a killed driver resumes from its first run's checkpoint
+        first = trial.user_attrs.get("retry_of", trial.number)
+        checkpoint = self.checkpoint_dir / f"trial_{first:05d}.pt"
+        planned = self.config.train.epochs
+        launch = {"launched": True, "checkpoint": str(checkpoint), "epochs_planned": planned}
+        self._set(trial, attrs | launch)
+        self.running[trial_id] = trial
+        self.launched += 1
+        return {
+            **self.trial_config,
+            "spec": spec.to_dict(),
+            "number": trial.number,
+            "costs": known(costs),
+            "checkpoint": str(checkpoint),
+        }
 
     # --- what happened -------------------------------------------------------------------------
     def on_trial_complete(
@@ -186,30 +199,25 @@ class StudySearcher(Searcher):
         if error or "error" in result:
             reason = result.get("error") or "the trial's worker failed (see the Ray logs)"
             self._set(trial, attrs | {"feasible": False, "reason": reason})
-            self.study.tell(trial, state=TrialState.FAIL)
+            frozen = self.study.tell(trial, state=TrialState.FAIL)
         elif stopped is not None or not result.get("final"):
             epoch = stopped or attrs["epochs"]
             why = f"stopped early at epoch {epoch}: dominated in accuracy and cost"
             self._set(trial, attrs | {"feasible": False, "reason": why})
-            self.study.tell(trial, state=TrialState.PRUNED)
+            frozen = self.study.tell(trial, state=TrialState.PRUNED)
         else:
-            self._complete(trial, result, attrs)
+            frozen = self._complete(trial, result, attrs)
         if self.on_finish is not None:
-            self.on_finish(self.study._storage.get_trial(trial._trial_id), len(self.running))
+            self.on_finish(frozen, len(self.running))
 
-    def _complete(self, trial: optuna.Trial, result: dict[str, Any], attrs: dict[str, Any]) -> None:
+    def _complete(
+        self, trial: optuna.Trial, result: dict[str, Any], attrs: dict[str, Any]
+    ) -> optuna.trial.FrozenTrial:
         """Record a trained trial, checking the budgets again on what training produced."""
-        metrics = {k: result.get(k) for k in ("deploy_macs", "deploy_params", "latency_ms")}
-        metrics["val_accuracy"] = result.get("val_accuracy")
+        metrics = METRICS.complete({m: result.get(m) for m in METRICS.names()})
         reason = over_budget(self.config, metrics)
         attrs |= {
-            "val_accuracy": result.get("val_accuracy"),
-            "test_accuracy": result.get("test_accuracy"),
-            "macs": result.get("deploy_macs"),
-            "params": result.get("deploy_params"),
-            "train_macs": result.get("macs"),
-            "train_params": result.get("params"),
-            "latency_ms": result.get("latency_ms"),
+            **known(metrics),
             "spec": result.get("spec") or trial.user_attrs.get("spec"),
             "constraints": constraint_values(self.config, metrics),
             "feasible": reason is None,
@@ -217,23 +225,22 @@ class StudySearcher(Searcher):
         if reason is not None:
             attrs["reason"] = reason + " after training"
         self._set(trial, attrs)
-        self._tell(trial, attrs["constraints"], self._values(metrics))
+        return self._tell(trial, attrs["constraints"], metrics)
 
     # --- helpers ---------------------------------------------------------------------------------
-    def _values(self, metrics: dict[str, Any]) -> list[float]:
-        return [float(metrics.get(o.metric) or 0.0) for o in self.config.objectives]
-
     def _set(self, trial: optuna.Trial, attrs: dict[str, Any]) -> None:
         for key, value in attrs.items():
             trial.set_user_attr(key, value)
 
-    def _tell(self, trial: optuna.Trial, constraints: list[float], values: list[float]) -> None:
-        """Finish a trial with its values and the constraint values the samplers read (a
-        constraint can be set once, so only here: at rejection, or after training)."""
+    def _tell(
+        self, trial: optuna.Trial, constraints: list[float], metrics: dict[str, Any]
+    ) -> optuna.trial.FrozenTrial:
+        """Finish a trial with its objective values and the constraint values the samplers read
+        (a constraint can be set once, so only here: at rejection, or after training)."""
         names = self.config.budgets.limits()
         for name, value in zip(names, constraints, strict=True):
             trial.set_constraint(name, value)
-        self.study.tell(trial, values)
+        return self.study.tell(trial, self.stand_in.values(metrics))
 
     # --- Tune's checkpointing of the searcher: the study is the state -------------------------
     def save(self, checkpoint_path: str) -> None:
@@ -241,3 +248,36 @@ class StudySearcher(Searcher):
 
     def restore(self, checkpoint_path: str) -> None:
         """Nothing to restore: ``--resume`` reopens the study instead."""
+
+
+class StandIns:
+    """Objective values to tell the study, with a stand-in for each one not measured.
+
+    Samplers need a number for every objective of a finished trial, but a candidate rejected
+    before training has no accuracy (nor a measured latency). The record keeps it missing; the
+    sampler is told the worst value seen so far for that objective (0 before any), so a rejected
+    candidate never looks better than the trials it is compared with.
+    """
+
+    def __init__(self, config: SearchConfig, study: optuna.Study) -> None:
+        self.objectives = [(o.metric, o.direction) for o in config.objectives]
+        self.worst: dict[str, float] = {}
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            if t.values is not None and len(t.values) == len(self.objectives):
+                self._update(dict(zip([m for m, _ in self.objectives], t.values, strict=True)))
+
+    def _update(self, values: dict[str, Any]) -> None:
+        for metric, direction in self.objectives:
+            v = values.get(metric)
+            if v is None or not math.isfinite(float(v)):
+                continue
+            pick = min if direction == "maximize" else max
+            self.worst[metric] = pick(self.worst.get(metric, float(v)), float(v))
+
+    def values(self, metrics: dict[str, Any]) -> list[float]:
+        """The objective values of ``metrics``, stand-ins where a value is missing."""
+        self._update(metrics)
+        return [
+            float(v) if (v := metrics.get(m)) is not None else self.worst.get(m, 0.0)
+            for m, _ in self.objectives
+        ]

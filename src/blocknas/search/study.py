@@ -13,9 +13,12 @@ from typing import Any
 
 import optuna
 
+from blocknas.metrics import RENAMED
 from blocknas.search.config import SearchConfig
 
-optuna.logging.set_verbosity(optuna.logging.WARNING)
+#: study user attribute: numbers of the trials a stopped driver left running (each failed, and
+#: queued again if it had been launched)
+INTERRUPTED = "interrupted"
 
 
 def make_sampler(config: SearchConfig) -> optuna.samplers.BaseSampler:
@@ -99,34 +102,48 @@ def open_study(config: SearchConfig, *, resume: bool) -> optuna.Study:
         sampler=make_sampler(config),
         load_if_exists=True,
     )
-    recorded = study.user_attrs.get("objectives")
     wanted = [o.model_dump() for o in config.objectives]
-    same = recorded == wanted if recorded is not None else True
-    if not same or list(study.directions) != [
+    recorded = study.user_attrs.get("objectives")
+    same_directions = list(study.directions) == [
         optuna.study.StudyDirection[d.upper()] for d in directions
-    ]:
+    ]
+    if not same_directions or (recorded is not None and _renamed(recorded) != wanted):
         raise ValueError(
             f"study {config.name!r} in {url} was created with other objectives; "
             "change `name:` to start a new study"
         )
-    study.set_user_attr("objectives", [o.model_dump() for o in config.objectives])
-    study.set_user_attr("budgets", config.budgets.model_dump())
+    study.set_user_attr("objectives", wanted)
+    study.set_user_attr("budgets", config.budgets.limits())
     return study
+
+
+def _renamed(objectives: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Objectives a v1 study recorded, under their v2 names (``val_accuracy`` → ``accuracy``)."""
+    return [o | {"metric": RENAMED.get(o.get("metric", ""), o.get("metric"))} for o in objectives]
 
 
 def recover_interrupted(study: optuna.Study) -> int:
     """Trials left RUNNING by a driver that died: mark them failed and queue their architecture
-    again, so nothing completed is repeated and nothing interrupted is lost. Returns how many."""
+    again, so nothing completed is repeated and nothing interrupted is lost. Returns how many.
+
+    A finished trial's attributes cannot change, so the study records which trials were
+    interrupted (user attr ``interrupted``); a queued retry carries ``retry_of`` in its own.
+    """
     orphans = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+    if not orphans:
+        return 0
+    known = list(study.user_attrs.get(INTERRUPTED, []))
+    study.set_user_attr(INTERRUPTED, known + [t.number for t in orphans])
     for t in orphans:
-        # A finished trial is read-only: the reason goes in first.
-        study._storage.set_trial_user_attr(
-            t._trial_id, "reason", "interrupted: the search driver stopped; queued again"
-        )
         study.tell(t.number, state=optuna.trial.TrialState.FAIL)
         if t.user_attrs.get("launched"):
             study.enqueue_trial(t.params, user_attrs={"retry_of": t.number}, skip_if_exists=False)
     return len(orphans)
+
+
+def interrupted(study: optuna.Study) -> set[int]:
+    """Numbers of the trials a stopped driver interrupted."""
+    return {int(n) for n in study.user_attrs.get(INTERRUPTED, [])}
 
 
 def finished_launched(study: optuna.Study) -> int:
@@ -137,9 +154,9 @@ def finished_launched(study: optuna.Study) -> int:
         optuna.trial.TrialState.PRUNED,
         optuna.trial.TrialState.FAIL,
     )
+    skip = interrupted(study)
     return sum(
         1
         for t in study.get_trials(deepcopy=False, states=done)
-        if t.user_attrs.get("launched")
-        and not t.user_attrs.get("reason", "").startswith("interrupted")
+        if t.user_attrs.get("launched") and t.number not in skip
     )

@@ -1,0 +1,69 @@
+"""The Typer app every ``blocknas`` command registers on, and how user errors end a command.
+
+Bad input ends with one line on stderr naming what is wrong and exit status 2; ``--debug``
+shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import click
+import typer
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Neural architecture search for CNNs under MACs and latency budgets.",
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def fail(message: str, code: int = 2) -> None:
+    """End the command: ``error: message`` on stderr, exit status ``code``."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def user_errors(fn: F) -> F:
+    """Turn the errors a user can cause into a one-line message and exit status 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from blocknas.spaces.errors import SpecError
+
+        try:
+            return fn(*args, **kwargs)
+        except (SpecError, ValueError, OSError) as e:
+            ctx = click.get_current_context(silent=True)
+            if ctx is not None and ctx.find_root().params.get("debug"):
+                raise
+            fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@app.callback()
+def _main(
+    debug: Annotated[bool, typer.Option("--debug", help="Show Python tracebacks.")] = False,
+) -> None:
+    """Global options; ``--debug`` is read back from the root context by :func:`user_errors`."""
+
+
+def parse_input(text: str) -> tuple[int, int, int]:
+    """``3,224,224`` → (3, 224, 224); a ValueError naming the flag otherwise."""
+    try:
+        c, h, w = (int(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError(f"--input={text!r} must be C,H,W, e.g. 3,224,224") from None
+    if min(c, h, w) < 1:
+        raise ValueError(f"--input={text!r}: C, H and W must each be ≥ 1")
+    return c, h, w
+
+
+SpecFile = Annotated[Path, typer.Argument(help="An ArchSpec file (.yaml or .json).")]
