@@ -143,6 +143,7 @@ def main() -> None:
     p.add_argument("--es-trials", type=int, default=24)
     p.add_argument("--skip-early-stopping", action="store_true")
     args = p.parse_args()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the plain loop's per-trial INFO lines
     for concurrency in (1, 2):
         r = overhead(args.trials, concurrency)
         print(
