@@ -194,6 +194,11 @@ class StudySearcher(Searcher):
             "epochs": int(result.get("epoch", 0) or 0),
             "node": result.get("node"),
             "wall_seconds": result.get("wall_seconds", result.get("time_total_s")),
+            # costs the trial measured before it trained (a latency timed for early stopping):
+            # they hold for a stopped or failed trial too; its partial accuracy does not
+            **known(
+                {m: result.get(m) for m in METRICS.names() if METRICS[m].direction == "minimize"}
+            ),
         }
         stopped = self.stopped_at(trial_id)
         if error or "error" in result:
