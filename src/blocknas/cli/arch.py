@@ -153,9 +153,8 @@ def cost(
         typer.echo(json.dumps(result))
         return
     for key, value in result.items():
-        metric = METRICS[key if key in METRICS else "latency_ms"]
-        doc = metric.doc if key in METRICS else "predicted from the latency table"
-        typer.echo(f"{key:>22}  {metric.show(value, table=True):>16}  {doc}")
+        doc = METRICS[key].doc if key in METRICS else "predicted from the latency table"
+        typer.echo(f"{key:>22}  {METRICS.show(key, value, table=True):>16}  {doc}")
 
 
 @app.command("presets")

@@ -14,7 +14,7 @@ import pandas as pd
 from blocknas.metrics import METRICS, Metric, number
 from blocknas.search.results import pareto_front, reference_point, summary
 
-#: the metrics a front table always shows; objectives are added, and latency when measured
+#: the metrics a front table shows when measured; the objectives are added
 FRONT_COLUMNS = ("accuracy", "test_accuracy", "macs", "params", "latency_ms")
 
 
@@ -79,11 +79,7 @@ def front_table(df: pd.DataFrame, objectives: Any = None, limit: int = 30) -> st
     if front.empty:
         return "(empty front)"
     names = list(FRONT_COLUMNS) + [m for m, _ in df.attrs.get("objectives", [])]
-    names = [
-        n
-        for n in dict.fromkeys(names)
-        if n in front.columns and (n != "latency_ms" or front[n].notna().any())
-    ]
+    names = [n for n in dict.fromkeys(names) if n in front.columns and front[n].notna().any()]
     header = ["#", *names, "epochs", "arch"]
     rows = []
     for _, r in front.head(limit).iterrows():
