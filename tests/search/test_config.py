@@ -30,7 +30,7 @@ def test_defaults() -> None:
         ("macs", "minimize"),
     ]
     assert cfg.budgets.limits() == {} and not cfg.predicts_latency()
-    assert cfg.search.sampler == "nsga2" and cfg.resources.gpus == 0
+    assert cfg.search.sampler == "tpe" and cfg.resources.gpus == 0
     latency = SearchConfig.from_dict(
         {"name": "x", "space": SPACE, "budgets": {"latency_ms": 2, "macs": 1e6}}
     )

@@ -95,7 +95,7 @@ def test_an_objective_added_to_the_metrics_table_alone_is_optimised(tmp_path: Pa
 
 
 def test_no_trial_is_pruned_at_its_last_planned_epoch(tmp_path: Path) -> None:
-    eager = {"enabled": True, "min_epoch": 1, "min_dominators": 1}
+    eager = {"enabled": True, "rule": "dominance", "min_epoch": 1, "min_dominators": 1}
     eager |= {"cost_tolerance": 100.0, "margin": 0.0}  # every trial is comparable to every other
     cfg = config(tmp_path, search={"trials": 8, "early_stopping": eager})
     cfg["objectives"] = ["accuracy", "macs", "latency_ms"]  # latency timed before training

@@ -23,7 +23,7 @@ from blocknas.metrics import METRICS
 from blocknas.runners.config import DataConfig, TrainConfig
 from blocknas.spaces.errors import SpecError
 from blocknas.spaces.schema import SearchSpace
-from blocknas.spaces.spec import read_yaml, spec_error
+from blocknas.spaces.spec import ArchSpec, read_yaml, spec_error
 
 SAMPLERS = ("nsga2", "tpe", "random", "gp")
 
@@ -81,21 +81,58 @@ class Budgets(RootModel[dict[str, float | None]]):
 
 
 class EarlyStopping(_Model):
+    """Which stopping rule, and its settings (``docs/search.md``; ``search/early_stop.py``).
+
+    ``halving`` (default): multi-objective successive halving (``min_epoch``, ``eta``,
+    ``min_trials``); ``dominance``: stop when ``min_dominators`` cheaper trials are more
+    accurate (``min_epoch``, ``min_dominators``, ``cost_tolerance``, ``margin``). A setting of
+    the other rule is an error, not silently ignored.
+    """
+
     enabled: bool = True
-    min_epoch: int = Field(2, ge=1)  # grace period
-    min_dominators: int = Field(2, ge=1)
-    cost_tolerance: float = Field(0.1, ge=0.0)
-    margin: float = Field(0.0, ge=0.0)
+    rule: Literal["halving", "dominance"] = "halving"
+    min_epoch: int | None = Field(None, ge=1)  # first decision (halving: 1, dominance: 2)
+    eta: float | None = Field(None, gt=1.0)  # halving: keep the best 1/eta at each rung (2.5)
+    min_trials: int | None = Field(None, ge=2)  # halving: judge a rung from this many on (2)
+    min_dominators: int | None = Field(None, ge=1)  # dominance (3)
+    cost_tolerance: float | None = Field(None, ge=0.0)  # dominance (0.1)
+    margin: float | None = Field(None, ge=0.0)  # dominance (0.01)
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> EarlyStopping:
+        other = RULE_FIELDS["dominance" if self.rule == "halving" else "halving"]
+        other = other - RULE_FIELDS[self.rule]
+        wrong = sorted(f for f in self.model_fields_set & other if getattr(self, f) is not None)
+        if wrong:
+            raise ValueError(
+                f"{', '.join(wrong)} belong(s) to the other rule, not to rule {self.rule!r}; "
+                f"{self.rule} takes {', '.join(sorted(RULE_FIELDS[self.rule]))}"
+            )
+        return self
+
+    def settings(self) -> dict[str, Any]:
+        """The rule's settings that are set (the rule's own defaults fill the others)."""
+        return {f: v for f in RULE_FIELDS[self.rule] if (v := getattr(self, f)) is not None}
+
+
+RULE_FIELDS = {
+    "halving": {"min_epoch", "eta", "min_trials"},
+    "dominance": {"min_epoch", "min_dominators", "cost_tolerance", "margin"},
+}
 
 
 class SearchSettings(_Model):
-    sampler: Literal["nsga2", "tpe", "random", "gp"] = "nsga2"
+    sampler: Literal["nsga2", "tpe", "random", "gp"] = "tpe"
     trials: int = Field(20, ge=1)  # trained trials; rejected candidates do not count
     concurrency: int = Field(2, ge=1)
     seed: int = 0
     population: int | None = Field(None, ge=2)  # NSGA-II population (default: Optuna's 50)
     max_rejections: int = Field(2000, ge=1)  # candidates over budget in a row before giving up
     max_failures: int = Field(2, ge=0)  # retries of a trial whose worker died
+    # warm start: specs trained first (a preset name, a spec file, or an inline spec mapping)
+    seed_specs: list[str | dict[str, Any]] = Field(default_factory=list)
+    # and the space's cheapest architecture first of all (anchors the cheap end of the front)
+    warm_start: Literal["cheapest", "none"] = "cheapest"
     early_stopping: EarlyStopping = Field(default_factory=EarlyStopping)
 
 
@@ -119,7 +156,7 @@ class SearchConfig(_Model):
     >>> cfg = SearchConfig.from_dict({"name": "demo", "space": {"input": [1, 8, 8],
     ...     "num_classes": 10, "stages": [{"depth": 1, "out": 16}]}})
     >>> [o.metric for o in cfg.objectives], cfg.search.sampler, cfg.storage_url()
-    (['accuracy', 'macs'], 'nsga2', 'sqlite:///runs/demo/study.db')
+    (['accuracy', 'macs'], 'tpe', 'sqlite:///runs/demo/study.db')
     """
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -147,7 +184,38 @@ class SearchConfig(_Model):
         metrics = [o.metric for o in self.objectives]
         if len(set(metrics)) != len(metrics):
             raise ValueError(f"objectives name a metric twice: {metrics}")
+        self.seeds()  # every seed spec must load and lie in the space: fail now, not mid-search
         return self
+
+    def seeds(self) -> list[tuple[str, dict[str, Any]]]:
+        """``search.seed_specs`` as (label, trial parameters of the space), in order.
+
+        >>> cfg = SearchConfig.from_dict({"name": "s", "space": {"input": [3, 32, 32],
+        ...     "num_classes": 10, "stem": {"out": 16}, "stages": [{"depth": [1, 3], "out": 16},
+        ...     {"depth": 3, "out": 32, "stride": 2}, {"depth": 3, "out": 64, "stride": 2}]},
+        ...     "search": {"seed_specs": ["resnet20_cifar"]}})
+        >>> cfg.seeds()
+        [('resnet20_cifar', {'s0.depth': 3})]
+        """
+        from blocknas.spaces import presets
+        from blocknas.spaces.seeds import params_for
+
+        out = []
+        for i, item in enumerate(self.search.seed_specs):
+            where = f"search.seed_specs[{i}]"
+            try:
+                if isinstance(item, dict):
+                    label, spec = f"inline {i}", ArchSpec.from_dict(item)
+                elif item in presets.names():
+                    space = self.space
+                    label = item
+                    spec = presets.get(item, num_classes=space.num_classes, input=space.input)
+                else:
+                    label, spec = Path(item).stem, ArchSpec.from_file(item)
+                out.append((label, params_for(self.space, spec)))
+            except SpecError as e:
+                raise SpecError(f"{where}.{e.path}" if e.path else where, e.message) from None
+        return out
 
     # --- reading -----------------------------------------------------------------------------
     @classmethod

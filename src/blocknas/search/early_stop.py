@@ -2,10 +2,15 @@
 
 Accuracy-only schedulers (ASHA, median stopping) compare every trial against the best accuracies
 seen at the same epoch, so they kill small models first, and small models are exactly what a
-search for the accuracy/cost front needs. Here a trial stops only when, at the same epoch, enough
-other trials are clearly more accurate (by ``margin``) at a cost that is no higher than its own
-(within ``cost_tolerance``, in every cost). A cheap model can only be beaten by models about as
-cheap, so the low-cost end of the front keeps its candidates, while expensive losers are cut.
+search for the accuracy/cost front needs. Both rules here rank a trial against the others *at the
+same epoch* on accuracy **and** cost, so the low-cost end of the front keeps its candidates:
+
+- :class:`HalvingRule` (the default): multi-objective successive halving. At each rung epoch
+  (``min_epoch``, ``min_epoch·eta``, …) a trial goes on only if it is in the best ``1/eta`` of the
+  trials that reached that rung, ranked by non-dominated sorting of (accuracy, costs). It saves
+  nearly half the epochs, and the cheapest trials are on the first front by construction.
+- :class:`DominanceRule`: stop a trial only when enough others are clearly more accurate at a cost
+  no higher than its own. Gentler (it saves less), for searches with few trials.
 
 :class:`ParetoStopping` is the pure bookkeeping (no Ray); :class:`ParetoStoppingScheduler` plugs
 it into Ray Tune as a trial scheduler.
@@ -18,11 +23,20 @@ import pickle
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
+
+from blocknas.search.hypervolume import non_dominated
 
 if TYPE_CHECKING:
     from ray.tune.execution.tune_controller import TuneController
     from ray.tune.experiment import Trial
+
+
+@dataclass(frozen=True)
+class _Record:
+    accuracy: float
+    costs: tuple[float, ...]
 
 
 @dataclass(frozen=True)
@@ -53,11 +67,85 @@ class DominanceRule:
         if not margin >= 0:
             raise ValueError(f"margin must be >= 0, got {margin=}")
 
+    def judged_at(self, epoch: int, planned: int | None) -> bool:
+        """Every epoch from ``min_epoch`` on is a decision point."""
+        return epoch >= self.min_epoch
+
+    def dominators(self, trial_id: str, at_epoch: dict[str, _Record]) -> int:
+        """How many other records at this epoch dominate ``trial_id``'s."""
+        mine = at_epoch.get(trial_id)
+        if mine is None:
+            return 0
+        need = mine.accuracy + self.margin
+        caps = [c * (1.0 + self.cost_tolerance) for c in mine.costs]
+        return sum(
+            1
+            for other_id, other in at_epoch.items()
+            if other_id != trial_id
+            and other.accuracy >= need
+            and all(oc <= cap for oc, cap in zip(other.costs, caps, strict=True))
+        )
+
+    def stops(self, trial_id: str, at_epoch: dict[str, _Record]) -> bool:
+        return self.dominators(trial_id, at_epoch) >= self.min_dominators
+
 
 @dataclass(frozen=True)
-class _Record:
-    accuracy: float
-    costs: tuple[float, ...]
+class HalvingRule:
+    """Multi-objective successive halving (asynchronous, as ASHA).
+
+    ``min_epoch``: the first rung; later rungs are ``min_epoch·eta^k`` before the planned length.
+    ``eta``: at each rung the best ``1/eta`` of the trials that reached it go on.
+    ``min_trials``: a rung judges only once this many trials reached it (the first ones go on).
+    Ranking: non-dominated sorting of (accuracy ↑, every cost ↓); within a front, more accurate
+    first. A trial is compared with every trial that reached the rung so far, finished or not.
+    """
+
+    min_epoch: int = 1
+    eta: float = 2.5  # chosen by replay on full runs: ~45% of epochs saved, <1% hypervolume lost
+    min_trials: int = 2
+
+    def __post_init__(self) -> None:
+        if not self.min_epoch >= 1:
+            raise ValueError(f"min_epoch must be at least 1, got min_epoch={self.min_epoch}")
+        if not self.eta > 1:
+            raise ValueError(f"eta must be > 1 (keep 1/eta at each rung), got eta={self.eta}")
+        if not self.min_trials >= 2:
+            raise ValueError(f"min_trials must be at least 2, got min_trials={self.min_trials}")
+
+    def rungs(self, planned: int | None, limit: int = 10_000) -> list[int]:
+        """The rung epochs: ``min_epoch·eta^k``, below ``planned`` (when it is known)."""
+        out: list[int] = []
+        r = float(self.min_epoch)
+        while round(r) < (planned if planned is not None else limit):
+            if not out or round(r) > out[-1]:
+                out.append(round(r))
+            r *= self.eta
+        return out
+
+    def judged_at(self, epoch: int, planned: int | None) -> bool:
+        return epoch in self.rungs(planned, limit=epoch + 1)
+
+    def stops(self, trial_id: str, at_epoch: dict[str, _Record]) -> bool:
+        """Whether ``trial_id`` falls outside the best ``1/eta`` at this rung."""
+        n = len(at_epoch)
+        if n < self.min_trials or trial_id not in at_epoch:
+            return False
+        ids = list(at_epoch)
+        losses = np.array([[-r.accuracy, *r.costs] for r in at_epoch.values()])
+        rank = np.zeros(n, dtype=int)
+        left = np.arange(n)
+        level = 0
+        while len(left):
+            front = non_dominated(losses[left])
+            rank[left[front]] = level
+            left, level = left[~front], level + 1
+        order = sorted(range(n), key=lambda i: (rank[i], losses[i][0]))
+        keep = max(1, math.ceil(n / self.eta))
+        return ids.index(trial_id) not in order[:keep]
+
+
+Rule = DominanceRule | HalvingRule
 
 
 class ParetoStopping:
@@ -70,9 +158,7 @@ class ParetoStopping:
     against it then, so the outcome does not depend on which trial happened to run first.
     """
 
-    def __init__(
-        self, rule: DominanceRule | None = None, planned_epochs: int | None = None
-    ) -> None:
+    def __init__(self, rule: Rule | None = None, planned_epochs: int | None = None) -> None:
         if planned_epochs is not None and planned_epochs < 1:
             raise ValueError(f"planned_epochs must be at least 1, got {planned_epochs=}")
         self.rule = rule if rule is not None else DominanceRule()
@@ -107,26 +193,18 @@ class ParetoStopping:
         at_epoch[trial_id] = mine  # a re-run of the same epoch (after a restore) replaces it
         if self.planned_epochs is not None and epoch >= self.planned_epochs:
             return False
-        if self.dominators(trial_id, epoch) >= rule.min_dominators:
+        if rule.judged_at(epoch, self.planned_epochs) and rule.stops(trial_id, at_epoch):
             self.stopped[trial_id] = epoch
             return True
         return False
 
     def dominators(self, trial_id: str, epoch: int) -> int:
-        """How many other trials dominate ``trial_id``'s record at ``epoch`` (0 if none kept)."""
-        at_epoch = self._records.get(epoch, {})
-        mine = at_epoch.get(trial_id)
-        if mine is None:
-            return 0
-        need = mine.accuracy + self.rule.margin
-        caps = [c * (1.0 + self.rule.cost_tolerance) for c in mine.costs]
-        return sum(
-            1
-            for other_id, other in at_epoch.items()
-            if other_id != trial_id
-            and other.accuracy >= need
-            and all(oc <= cap for oc, cap in zip(other.costs, caps, strict=True))
-        )
+        """How many other trials dominate ``trial_id``'s record at ``epoch`` (0 if none kept);
+        with the rule's tolerance and margin under a :class:`DominanceRule`, strictly otherwise."""
+        rule = self.rule
+        if not isinstance(rule, DominanceRule):
+            rule = DominanceRule(cost_tolerance=0.0, margin=0.0)
+        return rule.dominators(trial_id, self._records.get(epoch, {}))
 
 
 class ParetoStoppingScheduler(FIFOScheduler):
@@ -146,7 +224,7 @@ class ParetoStoppingScheduler(FIFOScheduler):
         accuracy: str = "accuracy",
         costs: tuple[str, ...] = ("macs",),
         epoch: str = "epoch",
-        rule: DominanceRule = DominanceRule(),  # frozen: one shared default is safe
+        rule: Rule = HalvingRule(),  # frozen: one shared default is safe
         planned_epochs: int | None = None,
     ) -> None:
         super().__init__()
@@ -208,12 +286,9 @@ class ParetoStoppingScheduler(FIFOScheduler):
         return sum(max(0, self.planned_epochs - e) for e in self.stopped.values())
 
     def debug_string(self) -> str:
-        r = self.rule
         return (
             f"Using ParetoStopping ({self.accuracy_key} vs {', '.join(self.cost_keys)}; "
-            f"min_epoch={r.min_epoch}, min_dominators={r.min_dominators}, "
-            f"cost_tolerance={r.cost_tolerance}, margin={r.margin}): "
-            f"{len(self.stopped)} stopped, {self.saved_epochs()} epochs saved."
+            f"{self.rule!r}): {len(self.stopped)} stopped, {self.saved_epochs()} epochs saved."
         )
 
     def save(self, checkpoint_path: str) -> None:

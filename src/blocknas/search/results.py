@@ -28,7 +28,7 @@ TrialState = optuna.trial.TrialState
 #: the columns after the metric columns
 RECORD = (
     *("epochs", "epochs_planned", "wall_seconds", "node", "reason", "arch", "spec"),
-    *("checkpoint", "launched", "datetime_start", "datetime_complete"),
+    *("checkpoint", "launched", "warm_start", "curve", "datetime_start", "datetime_complete"),
 )
 STATES = {TrialState.PRUNED: "pruned", TrialState.FAIL: "failed"}
 STATES |= {TrialState.RUNNING: "running", TrialState.WAITING: "waiting"}
@@ -125,6 +125,8 @@ def _row(
         "launched": bool(
             attrs.get("launched", state in ("complete", "pruned", "failed", "running"))
         ),
+        "warm_start": attrs.get("warm_start"),  # the seed spec's label (search.seed_specs)
+        "curve": attrs.get("curve"),  # validation accuracy after each epoch trained
         "datetime_start": trial.datetime_start,
         "datetime_complete": trial.datetime_complete,
     }
@@ -309,6 +311,51 @@ def summary(df: pd.DataFrame) -> dict[str, Any]:
         "saved_fraction": saved / planned if planned else 0.0,
         "hypervolume": float(hypervolume(df)) if has_objectives else 0.0,
     }
+
+
+class Tally:
+    """:func:`summary`'s done, infeasible, pruned, failed, front and hypervolume (the same
+    values) for a search's progress lines, kept up to date: a finished trial's record never
+    changes, so :meth:`update` reads only the trials that finished since its last call instead
+    of reloading every trial into a DataFrame (milliseconds, not tens growing with the study)."""
+
+    FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+
+    def __init__(self, study: optuna.Study) -> None:
+        self.study = study
+        self.objectives = _objectives_of(study)
+        budgets = study.user_attrs.get("budgets") or {}
+        self.budgets = {k: float(v) for k, v in budgets.items() if isinstance(v, int | float)}
+        self.seen: set[int] = set()
+        self.counts = dict.fromkeys(("done", "infeasible", "pruned", "failed"), 0)
+        self.points: list[list[float]] = []  # objective values of the feasible complete trials
+        self.front: dict[str, Any] = {"front": 0, "hypervolume": 0.0}
+
+    def update(self) -> dict[str, Any]:
+        """The numbers, after reading the trials that finished since the last call."""
+        names, before = [m for m, _ in self.objectives], len(self.points)
+        for trial in self.study.get_trials(deepcopy=False, states=self.FINISHED):
+            if trial.number in self.seen:
+                continue
+            self.seen.add(trial.number)
+            row = _row(trial, names, {})  # the trial's load_results row
+            if row["state"] in self.counts:
+                self.counts[row["state"]] += 1
+            if row["state"] != "infeasible" or row["launched"]:  # not rejected before training
+                self.counts["done"] += 1
+            if row["feasible"]:
+                self.points.append([number(row.get(m)) for m in names])
+        if len(self.points) != before:
+            self.front = self._front()
+        return self.counts | self.front
+
+    def _front(self) -> dict[str, Any]:
+        """Front size and hypervolume of the feasible complete trials, by the same functions as
+        :func:`summary` (on a frame of those trials only)."""
+        names = [m for m, _ in self.objectives]
+        df = pd.DataFrame(self.points, columns=names).assign(state="complete", feasible=True)
+        df.attrs |= {"objectives": self.objectives, "budgets": self.budgets}
+        return {"front": len(pareto_front(df)), "hypervolume": hypervolume(df)}
 
 
 def trained(df: pd.DataFrame) -> int:

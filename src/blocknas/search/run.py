@@ -13,7 +13,7 @@ the data (:func:`check_data`), so a bad search ends in seconds with one line.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +25,7 @@ import pandas as pd
 from blocknas.metrics import METRICS
 from blocknas.runners.ray_session import ray_environment, ray_session
 from blocknas.search.config import SearchConfig
-from blocknas.search.results import load_results, pareto_front, summary
+from blocknas.search.results import Tally, load_results, pareto_front
 from blocknas.search.study import finished_launched, open_study, recover_interrupted
 from blocknas.search.text import describe, progress_line, trial_line
 from blocknas.spaces.errors import SpecError
@@ -138,12 +138,41 @@ def run_search(
 def _open(config: SearchConfig, *, resume: bool, wanted: int, echo: Echo) -> optuna.Study:
     """The study, with trials a killed driver left running queued again."""
     study = open_study(config, resume=resume)
+    seeded = warm_start(study, config)
+    if seeded:
+        echo(f"warm start: {seeded} seed spec(s) run first ({config.search.sampler} after)")
     interrupted = recover_interrupted(study)
     if interrupted:
         echo(f"resuming: {interrupted} interrupted trial(s) queued again")
     if resume and (already := finished_launched(study)):
         echo(f"resuming: {already} of {wanted} trials already done")
     return study
+
+
+def warm_start(study: optuna.Study, config: SearchConfig) -> int:
+    """Queue the first trials of a new study: the space's cheapest architecture (unless
+    ``search.warm_start: none``), then ``search.seed_specs`` in order. The sampler learns from
+    them as from any trial. A resumed study already has them."""
+    if study.get_trials(deepcopy=False):
+        return 0
+    seeds = config.seeds()
+    if config.search.warm_start == "cheapest":
+        seeds.insert(0, ("cheapest", cheapest_params(config)))
+    for label, params in seeds:
+        study.enqueue_trial(params, user_attrs={"warm_start": label}, skip_if_exists=False)
+    return len(seeds)
+
+
+def cheapest_params(config: SearchConfig) -> dict[str, Any]:
+    """Parameters of the space's cheapest architecture, by the first cost objective known
+    before training (``macs`` when none is)."""
+    from blocknas.costmodel import cost
+    from blocknas.spaces.seeds import cheapest, params_for
+
+    known = [m for m in cost_objectives(config) if METRICS[m].known == "before"]
+    metric = known[0] if known else "macs"
+    spec = cheapest(config.space, lambda s: float(METRICS.complete(cost(s).to_dict())[metric]))
+    return params_for(config.space, spec)
 
 
 def cost_objectives(config: SearchConfig) -> tuple[str, ...]:
@@ -154,21 +183,17 @@ def cost_objectives(config: SearchConfig) -> tuple[str, ...]:
 
 def make_scheduler(config: SearchConfig) -> ParetoStoppingScheduler | None:
     """The early-stopping scheduler of the config (None when it is off)."""
-    from blocknas.search.early_stop import DominanceRule, ParetoStoppingScheduler
+    from blocknas.search.early_stop import DominanceRule, HalvingRule, ParetoStoppingScheduler
 
     es = config.search.early_stopping
     if not es.enabled:
         return None
+    rule_class = HalvingRule if es.rule == "halving" else DominanceRule
     return ParetoStoppingScheduler(
         accuracy="accuracy",
         costs=cost_objectives(config),
         epoch="epoch",
-        rule=DominanceRule(
-            min_epoch=es.min_epoch,
-            min_dominators=es.min_dominators,
-            cost_tolerance=es.cost_tolerance,
-            margin=es.margin,
-        ),
+        rule=rule_class(**es.settings()),
         planned_epochs=config.train.epochs,
     )
 
@@ -205,6 +230,7 @@ def _searcher(
 
     objectives = [o.metric for o in config.objectives]
     last_summary = [0.0]
+    tally = Tally(study)  # incremental: a progress line reads only the newly finished trials
 
     def finished(t: optuna.trial.FrozenTrial, running: int) -> None:
         echo(trial_line(t, objectives))
@@ -212,7 +238,7 @@ def _searcher(
         if now - last_summary[0] < SUMMARY_EVERY_S and running:
             return  # short trials: a summary at most every few seconds (it reads the study)
         last_summary[0] = now
-        echo(progress_line(summary(load_results(study)), wanted, running))
+        echo(progress_line(tally.update(), wanted, running))
 
     return StudySearcher(
         study,
@@ -230,6 +256,12 @@ def _trial_dirname(trial: Any) -> str:
     return f"trial_{trial.config.get('number', 0):05d}_{trial.trial_id}"
 
 
+def _final_result(_trial_id: str, result: Mapping[str, Any]) -> bool:
+    """Tune stopper: a trial is over at its ``final: True`` report. The trainable returns right
+    after it, so this only spares Tune one more call to the actor to learn that it returned."""
+    return bool(result.get("final"))
+
+
 def _tuner(
     config: SearchConfig,
     searcher: StudySearcher,
@@ -237,8 +269,15 @@ def _tuner(
     run_dir: Path,
     trainable: Callable[[dict[str, Any]], None] | None,
 ) -> Any:
-    """The Tune run: trials on the configured resources, as many at a time as configured."""
+    """The Tune run: trials on the configured resources, as many at a time as configured.
+
+    Each trial's directory keeps Tune's ``result.json``, ``progress.csv`` and ``params.json``;
+    Tune's TensorBoard logger is left out (``TUNE_DISABLE_AUTO_CALLBACK_LOGGERS``, set by
+    :func:`~blocknas.runners.ray_session.ray_environment`): it starts two threads per trial and
+    was the largest part of Tune's own work per trial.
+    """
     from ray import tune
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
     from blocknas.runners.trainable import run_trial
 
@@ -258,5 +297,7 @@ def _tuner(
             storage_path=str(run_dir),
             verbose=0,
             failure_config=tune.FailureConfig(max_failures=config.search.max_failures),
+            stop=_final_result,
+            callbacks=[CSVLoggerCallback(), JsonLoggerCallback()],
         ),
     )

@@ -11,6 +11,7 @@ latency). The searcher never stops trials: early stopping is the scheduler's job
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -125,6 +126,7 @@ class StudySearcher(Searcher):
         self.on_finish = on_finish
         self.launched = finished_launched(study)  # includes trials of earlier (resumed) runs
         self.running: dict[str, optuna.Trial] = {}
+        self.curves: dict[str, dict[int, float]] = {}  # trial id -> epoch -> val accuracy
         self.rejected = 0
         self.error: str | None = None
         self.stand_in = StandIns(config, study)
@@ -183,6 +185,13 @@ class StudySearcher(Searcher):
         }
 
     # --- what happened -------------------------------------------------------------------------
+    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        """Keep each epoch's validation accuracy: the learning curve is stored with the trial
+        (what early stopping saw; stopping rules can be replayed on it offline)."""
+        epoch, accuracy = result.get("epoch"), result.get("accuracy")
+        if trial_id in self.running and epoch and accuracy is not None and not result.get("final"):
+            self.curves.setdefault(trial_id, {})[int(epoch)] = float(accuracy)
+
     def on_trial_complete(
         self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
     ) -> None:
@@ -190,8 +199,10 @@ class StudySearcher(Searcher):
         if trial is None:
             return
         result = result or {}
+        curve = self.curves.pop(trial_id, {})
         attrs: dict[str, Any] = {
             "epochs": int(result.get("epoch", 0) or 0),
+            "curve": [curve[e] for e in sorted(curve)],
             "node": result.get("node"),
             "wall_seconds": result.get("wall_seconds", result.get("time_total_s")),
             # costs the trial measured before it trained (a latency timed for early stopping):
@@ -207,7 +218,7 @@ class StudySearcher(Searcher):
             frozen = self.study.tell(trial, state=TrialState.FAIL)
         elif stopped is not None or not result.get("final"):
             epoch = stopped or attrs["epochs"]
-            why = f"stopped early at epoch {epoch}: dominated in accuracy and cost"
+            why = f"stopped early at epoch {epoch}: ranked low on accuracy and cost at that epoch"
             self._set(trial, attrs | {"feasible": False, "reason": why})
             frozen = self.study.tell(trial, state=TrialState.PRUNED)
         else:
@@ -234,8 +245,13 @@ class StudySearcher(Searcher):
 
     # --- helpers ---------------------------------------------------------------------------------
     def _set(self, trial: optuna.Trial, attrs: dict[str, Any]) -> None:
+        """Write ``attrs`` to the trial's record, skipping those it already holds as the same
+        JSON: each write is a storage transaction, and a finished trial repeats much of its
+        launch record (its costs, spec and constraints)."""
+        held = trial.user_attrs
         for key, value in attrs.items():
-            trial.set_user_attr(key, value)
+            if key not in held or json.dumps(held[key]) != json.dumps(value):
+                trial.set_user_attr(key, value)
 
     def _tell(
         self, trial: optuna.Trial, constraints: list[float], metrics: dict[str, Any]

@@ -8,6 +8,7 @@ from infeasible candidates too, and repeated in its ``constraints`` user attribu
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +33,24 @@ def make_sampler(config: SearchConfig) -> optuna.samplers.BaseSampler:
         kwargs: dict[str, Any] = {"population_size": s.population} if s.population else {}
         return optuna.samplers.NSGAIISampler(seed=s.seed, **kwargs)
     if s.sampler == "tpe":
-        return optuna.samplers.TPESampler(seed=s.seed)
+        return tpe_sampler(s.seed)
     if s.sampler == "gp":
         return optuna.samplers.GPSampler(seed=s.seed)
     return optuna.samplers.RandomSampler(seed=s.seed)
+
+
+def tpe_sampler(seed: int) -> optuna.samplers.TPESampler:
+    """Multi-objective TPE, the default: it learns from every finished trial. Complete ones rank
+    by non-dominated sorting; pruned ones (dominated at a rung) and rejected ones (over budget:
+    their constraint values) join the "bad" side, so the sampler moves away from what was
+    stopped or refused. Multivariate with groups, because the space is define-by-run (a
+    layer's ``groups`` exists only for some blocks); a constant liar for trials still running,
+    so concurrent suggestions differ."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(
+            seed=seed, multivariate=True, group=True, constant_liar=True
+        )
 
 
 def storage_for(url: str, *, create: bool = True) -> optuna.storages.BaseStorage:

@@ -34,7 +34,8 @@ def trial_line(trial: optuna.trial.FrozenTrial, objectives: Sequence[str]) -> st
     parts += [f"{m.label} {m.show(a.get(m.name))}" for m in shown_metrics(objectives)]
     planned = a.get("epochs_planned")
     parts.append(f"ep {a.get('epochs', 0)}" + (f"/{planned}" if planned else ""))
-    parts.append(str(a.get("arch", ""))[:70])
+    seed = f"[seed {a['warm_start']}] " if a.get("warm_start") else ""
+    parts.append(seed + str(a.get("arch", ""))[:70])
     line = "  ".join(p for p in parts if p)
     if a.get("reason") and state != "complete":
         line += f"  ({a['reason']})"
@@ -87,7 +88,9 @@ def front_table(df: pd.DataFrame, objectives: Any = None, limit: int = 30) -> st
         for n in names:
             cells.append(METRICS.show(n, r[n], table=True))
         epochs = number(r.get("epochs"))
-        cells += ["-" if epochs != epochs else f"{epochs:.0f}", _text(r.get("arch"))]
+        seed = _text(r.get("warm_start"))
+        arch = (f"[seed {seed}] " if seed else "") + _text(r.get("arch"))
+        cells += ["-" if epochs != epochs else f"{epochs:.0f}", arch]
         rows.append(cells)
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header) - 1)]
     lines = [
