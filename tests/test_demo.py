@@ -20,7 +20,7 @@ def test_demo_search_finds_a_front_of_at_least_five(tmp_path: Path) -> None:
     path = tmp_path / "digits.yaml"
     path.write_text(yaml.safe_dump(cfg))
     run = subprocess.run(
-        [sys.executable, "-m", "blocknas", "search", str(path)],
+        [sys.executable, "-m", "blocknas.cli", "search", str(path)],
         capture_output=True,
         text=True,
         timeout=900,

@@ -9,6 +9,7 @@ from infeasible candidates too, and repeated in its ``constraints`` user attribu
 from __future__ import annotations
 
 import warnings
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,10 @@ def storage_for(url: str, *, create: bool = True) -> optuna.storages.BaseStorage
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         elif path not in ("", ":memory:") and not Path(path).is_file():
             raise ValueError(f"no study storage at {path} (the search has not run, or wrong path)")
+        elif path not in ("", ":memory:") and not _stamped(path):
+            # a search is creating it: opening it now would stamp its schema version too, and
+            # the search's own stamp would then fail (a UNIQUE constraint): wait instead
+            raise ValueError(f"{path} is not an Optuna study storage (or is being created)")
     try:
         storage = optuna.storages.RDBStorage(url, skip_table_creation=not create)
     except (ImportError, ModuleNotFoundError) as e:
@@ -77,6 +82,17 @@ def storage_for(url: str, *, create: bool = True) -> optuna.storages.BaseStorage
     if sqlite:
         _fast_sqlite(storage)
     return storage
+
+
+def _stamped(path: str) -> bool:
+    """Whether a SQLite file holds a finished Optuna schema (its version row), read-only."""
+    import sqlite3
+
+    try:
+        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+            return bool(conn.execute("SELECT count(*) FROM alembic_version").fetchone()[0])
+    except sqlite3.Error:
+        return False
 
 
 def _fast_sqlite(storage: optuna.storages.RDBStorage) -> None:
