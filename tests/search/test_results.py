@@ -29,7 +29,8 @@ from blocknas.search.results import (
     summary,
     trained,
 )
-from blocknas.search.study import storage_for
+from blocknas.search.study import RECORD_ATTR, storage_for
+from blocknas.search.study import record as read_record
 from blocknas.search.text import front_table
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -38,7 +39,7 @@ OBJECTIVES = [("accuracy", "maximize"), ("macs", "minimize")]
 THREE = [*OBJECTIVES, ("latency_ms", "minimize")]
 HEAD = ["number", "state", "feasible"]
 COLUMNS = [*HEAD, *METRICS.names(), *RECORD]
-STUDIES = ["bare", "demo", "random", "three"]
+STUDIES = ["bare", "demo", "demo_per_key", "random", "three"]
 PLANNED = 5
 
 
@@ -76,10 +77,13 @@ def record(
     macs: float = 1e6,
     latency: float | None = None,
     budget: float = 4e6,
+    packed: bool = True,
 ) -> int:
     """One trial as the searcher records it. ``kind``: rejected (over budget, never launched),
-    complete, over (over budget after training), pruned, failed or running."""
+    complete, over (over budget after training), pruned, failed or running. ``packed=False``:
+    each field its own user attribute, as studies written before the packed record hold them."""
     t = study.ask()
+    _set = _set_packed if packed else _set_per_key
     depth = t.suggest_int("s0.depth", 1, 2)
     block = t.suggest_categorical("s0.l1.block", ["basic", "inverted"])
     recorded = study.user_attrs.get("objectives") or [{"metric": m} for m, _ in OBJECTIVES]
@@ -117,9 +121,26 @@ def record(
     return t.number
 
 
-def _set(trial: optuna.Trial, attrs: dict[str, Any]) -> None:
+def _set_packed(trial: optuna.Trial, attrs: dict[str, Any]) -> None:
+    trial.set_user_attr(RECORD_ATTR, trial.user_attrs.get(RECORD_ATTR, {}) | attrs)
+
+
+def _set_per_key(trial: optuna.Trial, attrs: dict[str, Any]) -> None:
     for key, value in attrs.items():
         trial.set_user_attr(key, value)
+
+
+DEMO = [  # (kind, accuracy, macs)
+    ("complete", 0.9, 3e6),  # 0: front
+    ("rejected", 0.0, 5e6),  # 1
+    ("complete", 0.8, 2e6),  # 2: front
+    ("complete", 0.7, 2.5e6),  # 3: dominated by 2
+    ("over", 0.99, 0.5e6),  # 4: over budget after training: never on the front
+    ("pruned", 0.95, 0.4e6),  # 5: better than all, but pruned
+    ("failed", 0.5, 1e6),  # 6
+    ("complete", 0.5, 1e6),  # 7: front
+    ("running", 0.5, 1e6),  # 8
+]
 
 
 @pytest.fixture(scope="module")
@@ -127,18 +148,10 @@ def db(tmp_path_factory: pytest.TempPathFactory) -> str:
     """The SQLite URL of a file holding every study of this module."""
     url = f"sqlite:///{tmp_path_factory.mktemp('results') / 'study.db'}"
     storage = optuna.storages.RDBStorage(url)
-    demo = make_study(
-        storage, "demo", budgets={"macs": 4e6}
-    )  # a known front of three, and the rest
-    record(demo, "complete", 0.9, 3e6)  # 0: front
-    record(demo, "rejected", 0.0, 5e6)  # 1
-    record(demo, "complete", 0.8, 2e6)  # 2: front
-    record(demo, "complete", 0.7, 2.5e6)  # 3: dominated by 2
-    record(demo, "over", 0.99, 0.5e6)  # 4: over budget after training: never on the front
-    record(demo, "pruned", 0.95, 0.4e6)  # 5: better than all, but pruned
-    record(demo, "failed", 0.5, 1e6)  # 6
-    record(demo, "complete", 0.5, 1e6)  # 7: front
-    record(demo, "running", 0.5, 1e6)  # 8
+    for name, packed in (("demo", True), ("demo_per_key", False)):
+        demo = make_study(storage, name, budgets={"macs": 4e6})  # a front of three, and the rest
+        for kind, acc, macs in DEMO:
+            record(demo, kind, acc, macs, packed=packed)
 
     make_study(storage, "bare", attrs=False)
 
@@ -196,6 +209,16 @@ def test_columns_states_and_params(db: str) -> None:
     # the same from a loaded study and from a storage object
     assert load_results(study).equals(df)
     assert load_results(storage_for(db, create=False), "demo").equals(df)
+
+
+def test_records_written_per_key_read_the_same(db: str) -> None:
+    """Studies written before the record was packed into one attribute load unchanged."""
+    packed, per_key = load_results(db, "demo"), load_results(db, "demo_per_key")
+    same = [c for c in packed.columns if not c.startswith("datetime_")]
+    pd.testing.assert_frame_equal(packed[same], per_key[same])
+    trials = optuna.load_study(study_name="demo", storage=db).get_trials()
+    assert set(trials[0].user_attrs) == {RECORD_ATTR}  # one attribute: one write per update
+    assert read_record(trials[0])["checkpoint"] == "ckpt/trial_00000.pt"
 
 
 def test_front_reference_hypervolume_summary(db: str) -> None:
@@ -322,7 +345,7 @@ def test_storage_errors(db: str, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=", ".join(STUDIES)) as e:
         load_results(db, "gamma")
     assert "\n" not in str(e.value) and "'gamma'" in str(e.value)
-    with pytest.raises(ValueError, match="4 studies"):
+    with pytest.raises(ValueError, match=f"{len(STUDIES)} studies"):
         load_results(db)
     assert load_results(Path(db.removeprefix("sqlite:///")), "bare").attrs["study"] == "bare"
 

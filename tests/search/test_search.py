@@ -22,7 +22,7 @@ import yaml
 from blocknas import load_results, pareto_front
 from blocknas.search.config import SearchConfig
 from blocknas.search.run import SearchOutcome, run_search
-from blocknas.search.study import storage_for
+from blocknas.search.study import record, storage_for
 
 BUDGET = 100_000  # macs (deploy form): about a third of this space is over it
 
@@ -269,7 +269,7 @@ def test_resume_after_sigkill_keeps_every_completed_trial_once(tmp_path: Path) -
                 before = {
                     t.number: tuple(t.values)
                     for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
-                    if t.user_attrs.get("launched")
+                    if record(t).get("launched")
                 }
         assert len(before) >= 2, proc.stderr.read().decode() if proc.poll() is not None else ""
     finally:

@@ -21,6 +21,7 @@ from blocknas.metrics import METRICS, Metric
 from blocknas.search.config import SearchConfig
 from blocknas.search.results import summary
 from blocknas.search.run import run_search
+from blocknas.search.study import record
 from blocknas.spaces.schema import SearchSpace
 from tests.search.test_search import config
 
@@ -56,8 +57,8 @@ def test_every_output_shows_the_same_macs_and_params(tmp_path: Path) -> None:
     cfg["space"], cfg["budgets"] = ONE_ARCH, {}
     outcome = run_search(SearchConfig.from_dict(cfg), echo=lambda _line: None)
     study = optuna.load_study(study_name="tiny", storage=outcome.storage)
-    record = study.get_trials()[0].user_attrs
-    assert {k: record[k] for k in keys} == {k: cost[k] for k in keys}
+    written = record(study.get_trials()[0])
+    assert {k: written[k] for k in keys} == {k: cost[k] for k in keys}
     row = load_results(outcome.storage).iloc[0]
     assert {k: int(row[k]) for k in keys} == {k: cost[k] for k in keys}
     front = outcome.describe().splitlines()
@@ -86,8 +87,8 @@ def test_an_objective_added_to_the_metrics_table_alone_is_optimised(tmp_path: Pa
     assert (launched.size_kb <= 12.0).all() and len(launched) == 4
     assert (df[~df.launched].reason.str.startswith("over budget: size_kb")).all()
     for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)):
-        if t.user_attrs["launched"]:  # the sampler was told the new metric
-            assert t.values[1] == pytest.approx(t.user_attrs["params"] * 4 / 1024)
+        if record(t)["launched"]:  # the sampler was told the new metric
+            assert t.values[1] == pytest.approx(record(t)["params"] * 4 / 1024)
     front = pareto_front(df)
     assert len(front) >= 1 and front.size_kb.is_monotonic_increasing
     assert any("size " in ln for ln in lines if ln.startswith("trial "))

@@ -21,7 +21,7 @@ import pandas as pd
 
 from blocknas.metrics import METRICS, RENAMED, number
 from blocknas.search.hypervolume import dominated_volume, non_dominated
-from blocknas.search.study import interrupted, storage_for
+from blocknas.search.study import interrupted, record, storage_for
 
 TrialState = optuna.trial.TrialState
 
@@ -80,7 +80,7 @@ def _state(trial: optuna.trial.FrozenTrial) -> tuple[str, bool]:
     """The row state and whether the trial is a feasible complete one."""
     if trial.state != TrialState.COMPLETE:
         return STATES.get(trial.state, trial.state.name.lower()), False
-    attrs = trial.user_attrs
+    attrs = record(trial)
     if "feasible" in attrs:
         feasible = bool(attrs["feasible"])
     else:  # a study not written by the searcher: trust the constraints if any
@@ -92,7 +92,7 @@ def _metrics(trial: optuna.trial.FrozenTrial, objectives: list[str]) -> dict[str
     """The trial's metrics from its record. Objective values come from ``trial.values`` only
     in studies blocknas did not write: the searcher tells samplers stand-ins for unmeasured
     values, and those must not show as measurements."""
-    attrs = trial.user_attrs
+    attrs = record(trial)
     out = {m: attrs.get(m, attrs.get(LEGACY_ATTRS.get(m, m))) for m in METRICS.names()}
     written = "launched" in attrs or "feasible" in attrs
     if not written and trial.state == TrialState.COMPLETE and trial.values is not None:
@@ -103,7 +103,7 @@ def _metrics(trial: optuna.trial.FrozenTrial, objectives: list[str]) -> dict[str
 def _row(
     trial: optuna.trial.FrozenTrial, objectives: list[str], retried: dict[int, int]
 ) -> dict[str, Any]:
-    attrs = trial.user_attrs
+    attrs = record(trial)
     state, feasible = _state(trial)
     row: dict[str, Any] = {"number": trial.number, "state": state, "feasible": feasible}
     row |= {k: number(v) for k, v in _metrics(trial, objectives).items()}
@@ -135,8 +135,8 @@ def _row(
 
 def _retries(study: optuna.Study, trials: list[optuna.trial.FrozenTrial]) -> dict[int, int]:
     """Interrupted trial number → the number of its retry (-1: none, it was never launched)."""
-    retries = [t for t in trials if "retry_of" in t.user_attrs]
-    retry_of = {int(t.user_attrs["retry_of"]): t.number for t in retries}
+    retries = {t.number: record(t).get("retry_of") for t in trials}
+    retry_of = {int(first): n for n, first in retries.items() if first is not None}
     return {n: retry_of.get(n, -1) for n in interrupted(study)}
 
 

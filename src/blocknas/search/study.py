@@ -21,6 +21,20 @@ from blocknas.search.config import SearchConfig
 #: study user attribute: numbers of the trials a stopped driver left running (each failed, and
 #: queued again if it had been launched)
 INTERRUPTED = "interrupted"
+#: trial user attribute: the searcher's record of the trial (spec, costs, state of its
+#: training), one attribute so that each update is one storage transaction
+RECORD_ATTR = "record"
+
+
+def record(trial: optuna.trial.FrozenTrial | optuna.Trial) -> dict[str, Any]:
+    """A trial's record: its user attributes with the searcher's packed ``record`` spread out
+    (attributes set apart, like ``warm_start`` or ``retry_of`` given when a trial is queued,
+    and every attribute of a study written before the record was packed, read as they are)."""
+    attrs = trial.user_attrs
+    packed = attrs.get(RECORD_ATTR)
+    if not isinstance(packed, dict):
+        return attrs
+    return {k: v for k, v in attrs.items() if k != RECORD_ATTR} | packed
 
 
 def make_sampler(config: SearchConfig) -> optuna.samplers.BaseSampler:
@@ -167,7 +181,7 @@ def recover_interrupted(study: optuna.Study) -> int:
     study.set_user_attr(INTERRUPTED, known + [t.number for t in orphans])
     for t in orphans:
         study.tell(t.number, state=optuna.trial.TrialState.FAIL)
-        if t.user_attrs.get("launched"):
+        if record(t).get("launched"):
             study.enqueue_trial(t.params, user_attrs={"retry_of": t.number}, skip_if_exists=False)
     return len(orphans)
 
@@ -189,5 +203,5 @@ def finished_launched(study: optuna.Study) -> int:
     return sum(
         1
         for t in study.get_trials(deepcopy=False, states=done)
-        if t.user_attrs.get("launched") and t.number not in skip
+        if record(t).get("launched") and t.number not in skip
     )

@@ -13,6 +13,7 @@ import pandas as pd
 
 from blocknas.metrics import METRICS, Metric, number
 from blocknas.search.results import pareto_front, reference_point, summary
+from blocknas.search.study import record
 
 #: the metrics a front table shows when measured; the objectives are added
 FRONT_COLUMNS = ("accuracy", "test_accuracy", "macs", "params", "latency_ms")
@@ -26,7 +27,7 @@ def shown_metrics(objectives: Sequence[str]) -> list[Metric]:
 
 def trial_line(trial: optuna.trial.FrozenTrial, objectives: Sequence[str]) -> str:
     """``trial   12  complete    accuracy 0.9612  MACs 1.23M  latency 0.412 ms  ep 4/4  arch``."""
-    a = trial.user_attrs
+    a = record(trial)
     state = {"fail": "failed"}.get(trial.state.name.lower(), trial.state.name.lower())
     if state == "complete" and not a.get("feasible", True):
         state = "infeasible"
