@@ -17,6 +17,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -60,10 +61,10 @@ def main() -> None:
         net = build(spec).eval()
         x = torch.randn(1, *spec.input)
         with torch.no_grad():
-            forward = median_ms(lambda net=net, x=x: net(x))
-        costing = median_ms(lambda spec=spec: cold(spec))
-        whole = median_ms(lambda spec=spec: whole_network(spec))
-        warm = median_ms(lambda spec=spec: cost(spec))
+            forward = median_ms(partial(net, x))
+        costing = median_ms(partial(cold, spec))
+        whole = median_ms(partial(whole_network, spec))
+        warm = median_ms(partial(cost, spec))
         print(
             f"{name}: cost() cold {costing:.1f} ms, warm {warm:.2f} ms, "
             f"whole-network count {whole:.1f} ms, "
