@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -34,6 +35,13 @@ def assert_same(spec: ArchSpec) -> None:
     train, deploy = whole(spec)
     assert (c.train_params, c.train_macs) == (train.params, train.macs)
     assert (c.params, c.macs) == (deploy.params, deploy.macs)
+    # the per-part breakdown (the dashboard's layer table) adds up and chains its shapes
+    parts = counting.breakdown(spec)
+    assert [p.name for p in parts] == [p.name for p in network_parts(spec)]
+    assert sum(p.macs for p in parts) == deploy.macs
+    assert sum(p.params for p in parts) == deploy.params
+    assert parts[0].in_shape == tuple(spec.input) and parts[-1].out_shape == (spec.num_classes,)
+    assert all(a.out_shape == b.in_shape for a, b in itertools.pairwise(parts))
 
 
 @pytest.mark.parametrize("name", presets.names())

@@ -130,6 +130,7 @@ def _run(cfg: dict[str, Any], **kwargs: Any) -> tuple[SearchOutcome, list[str]]:
 
 def _check_records(df: Any, cfg: dict[str, Any]) -> None:
     """Every launched trial was within budget; every trained one carries its full record."""
+    assert df.attrs["planned_trials"] == cfg["search"]["trials"]
     launched = df[df.launched.astype(bool)]
     assert (launched.macs <= BUDGET).all(), launched[["number", "macs"]]
     rejected = df[~df.launched.astype(bool)]

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from blocknas.costmodel.counting import count
+from blocknas.costmodel.counting import PartCost, breakdown, count
 from blocknas.costmodel.latency import measure_latency
 from blocknas.metrics import FLOPS_PER_MAC
 from blocknas.spaces import ArchSpec
@@ -64,4 +64,4 @@ def cost(
     )
 
 
-__all__ = ["Cost", "cost", "measure_latency"]
+__all__ = ["Cost", "PartCost", "breakdown", "cost", "measure_latency"]

@@ -152,6 +152,32 @@ def part_inputs(spec: ArchSpec) -> list[tuple[NetworkPart, tuple[int, ...]]]:
     return [(part, shape) for part, shape, _ in _walk(spec)]
 
 
+@dataclass(frozen=True)
+class PartCost:
+    """One part of a network (:func:`network_parts`) with its batch-1 shapes and deploy costs."""
+
+    name: str  # "stem", "adaptors.3", "layers.3", "final" or "head"
+    in_shape: tuple[int, ...]  # (C, H, W) of its input, or (features,) for the head
+    out_shape: tuple[int, ...]
+    macs: int  # deploy form, per image
+    params: int  # deploy form
+
+
+def breakdown(spec: ArchSpec) -> list[PartCost]:
+    """Each part of ``spec`` in forward order with its shapes and deploy MACs and params: what
+    each layer costs and what it outputs (their sums are :func:`count`'s deploy counts).
+
+    >>> from blocknas import presets
+    >>> parts = breakdown(presets.get("resnet20_cifar", num_classes=10, input=(3, 32, 32)))
+    >>> parts[0].name, parts[0].out_shape, parts[-1].name, parts[-1].out_shape
+    ('stem', (16, 32, 32), 'head', (10,))
+    """
+    return [
+        PartCost(part.name, shape[1:], c.out_shape[1:], c.deploy.macs, c.deploy.params)
+        for part, shape, c in _walk(spec)
+    ]
+
+
 def count(spec: ArchSpec) -> tuple[Counts, Counts]:
     """(training form, deploy form) counts of ``spec``: the sums over its parts.
 

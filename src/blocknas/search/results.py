@@ -147,7 +147,8 @@ def load_results(
 
     ``storage`` is an Optuna storage URL, a storage, a SQLite file path, or a loaded study (then
     ``study`` is ignored); ``study`` may be left out when the storage holds exactly one.
-    ``df.attrs`` holds ``objectives`` ([(metric, direction), ...]), ``budgets`` and ``study``.
+    ``df.attrs`` holds ``objectives`` ([(metric, direction), ...]), ``budgets``, ``study`` and
+    ``planned_trials`` (``search.trials`` of its last run; None for studies that lack it).
 
     After ``make demo``::
 
@@ -178,6 +179,8 @@ def load_results(
     df.attrs["objectives"] = objectives
     df.attrs["budgets"] = {k: float(v) for k, v in budgets.items() if isinstance(v, int | float)}
     df.attrs["study"] = st.study_name
+    planned = st.user_attrs.get("planned_trials")
+    df.attrs["planned_trials"] = int(planned) if isinstance(planned, int | float) else None
     return df
 
 

@@ -159,6 +159,7 @@ def open_study(config: SearchConfig, *, resume: bool) -> optuna.Study:
         )
     study.set_user_attr("objectives", wanted)
     study.set_user_attr("budgets", config.budgets.limits())
+    study.set_user_attr("planned_trials", config.search.trials)  # what "done 12/40" counts to
     return study
 
 

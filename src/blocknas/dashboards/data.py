@@ -1,0 +1,308 @@
+"""What the dashboard and the report show, as data: one function per table or figure, each
+computed from :func:`~blocknas.load_results` frames and returning a DataFrame or a dict.
+:mod:`blocknas.dashboards.figures` draws them; the tests check these numbers, not pixels.
+
+The front is always :func:`~blocknas.pareto_front` of the study's objectives (under tighter
+budgets when sliders move), whatever the axes a figure puts it on.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from blocknas.costmodel import breakdown
+from blocknas.metrics import METRICS
+from blocknas.search.anytime import spent
+from blocknas.search.results import hypervolume, pareto_front, reference_point, summary
+from blocknas.spaces import ArchSpec
+
+#: how each plotted trial is drawn, by what it is
+KINDS = ("front", "dominated", "infeasible", "pruned", "failed", "running")
+#: what a point's hover shows besides its axes
+HOVER = ("number", "arch", "accuracy", "test_accuracy", "macs", "params", "latency_ms", "reason")
+
+
+def _metric_columns(df: pd.DataFrame) -> list[str]:
+    """The metrics these results measured (a column with at least one value)."""
+    names = [m for m, _ in df.attrs.get("objectives", [])] + METRICS.names()
+    return [m for m in dict.fromkeys(names) if m in df.columns and df[m].notna().any()]
+
+
+def _choices(df: pd.DataFrame) -> dict[str, list[str]]:
+    """Searched choice (the last part of a parameter's name: ``block``, ``op``, ``kernel``,
+    ``depth``...) → its parameter columns (``param.s0.l1.block``, ...)."""
+    out: dict[str, list[str]] = {}
+    for col in df.columns:
+        if col.startswith("param."):
+            out.setdefault(col.rsplit(".", 1)[-1], []).append(col)
+    return out
+
+
+def _check(name: str, valid: Sequence[str], what: str) -> None:
+    if name not in valid:
+        raise ValueError(f"{what} {name!r} is not in these results; valid: {', '.join(valid)}")
+
+
+# --- the studies page ----------------------------------------------------------------------
+def studies_table(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """One row per study: status, trials done of planned, counts by state, front size,
+    normalised hypervolume, best accuracy within budget, budgets, last update."""
+    rows = []
+    for df in frames:
+        s = summary(df)
+        done = df[(df.state == "complete") & df.feasible]
+        stamps = pd.concat([df["datetime_start"], df["datetime_complete"]]).dropna()
+        live = df.state.isin(["running", "waiting"]).any()
+        rows.append(
+            {
+                "study": df.attrs.get("study"),
+                "status": "running" if live else "finished",
+                "done": s["done"],
+                "planned": df.attrs.get("planned_trials"),
+                "complete": s["complete"],
+                "pruned": s["pruned"],
+                "infeasible": s["infeasible"],
+                "failed": s["failed"],
+                "running": s["running"],
+                "front": s["front"],
+                "hypervolume": s["hypervolume"],
+                "best_accuracy": float(done["accuracy"].max()) if len(done) else float("nan"),
+                "budgets": ", ".join(f"{k} ≤ {v:.6g}" for k, v in df.attrs["budgets"].items()),
+                "last_update": stamps.max() if len(stamps) else pd.NaT,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+# --- the front page ------------------------------------------------------------------------
+def under_budgets(df: pd.DataFrame, budgets: Mapping[str, float] | None) -> pd.DataFrame:
+    """``df`` with each complete trial over one of ``budgets`` marked infeasible, its reason
+    naming the budget: the front under tighter budgets than the search's ("the best under 1 M
+    MACs and 2 ms"). A metric a trial did not measure counts as over, as in the search."""
+    out = df.copy()
+    for metric, limit in (budgets or {}).items():
+        _check(metric, _metric_columns(df), "budget metric")
+        over = (out["state"] == "complete") & ~(out[metric] <= limit)
+        out.loc[over, "reason"] = [
+            f"over budget: {metric} {v:.6g} > {limit:.6g}" for v in out.loc[over, metric]
+        ]
+        out.loc[over, ["state", "feasible"]] = ["infeasible", False]
+    return out
+
+
+def dominant(df: pd.DataFrame, choice: str) -> pd.Series:
+    """Per trial, the value of a per-layer ``choice`` (``block``, ``op``) its layers use most
+    (the earliest layer's on a tie): what a point is coloured by."""
+    cols = _choices(df).get(choice)
+    if not cols:
+        raise ValueError(f"no searched choice {choice!r}; valid: {', '.join(_choices(df))}")
+
+    def most(values: pd.Series) -> Any:
+        v = values.dropna()
+        return v.value_counts(sort=True).index[0] if len(v) else None
+
+    return df[cols].apply(most, axis=1)
+
+
+def front_points(
+    df: pd.DataFrame,
+    x: str = "macs",
+    y: str = "accuracy",
+    *,
+    z: str | None = None,
+    color: str | None = None,
+    budgets: Mapping[str, float] | None = None,
+) -> pd.DataFrame:
+    """Every trial that can be placed on the axes, with its ``kind`` (:data:`KINDS`) and what
+    hovering shows; a trial stopped before its end sits at its last epoch's accuracy
+    (``partial``). ``color`` is a metric or a searched choice (``block``, ``op``: the value
+    most of its layers use). ``budgets`` tighten the search's (see :func:`under_budgets`)."""
+    metrics = _metric_columns(df)
+    for axis in (x, y, *([z] if z else [])):
+        _check(axis, metrics, "axis")
+    view = under_budgets(df, budgets)
+    on_front = set(pareto_front(view).number)
+    kind = view["state"].map(
+        {"complete": "dominated", "pruned": "pruned", "failed": "failed", "running": "running"}
+    )
+    kind = kind.fillna(view["state"]).where(~view["number"].isin(on_front), "front")
+    out = view[[c for c in HOVER if c in view.columns]].assign(kind=kind.values)
+    # a stopped, failed or running trial has no accuracy: it is drawn at its last epoch's
+    partial = view["accuracy"].isna() & view["state"].isin(["pruned", "failed", "running"])
+    last = view["curve"].map(lambda c: c[-1] if isinstance(c, list) and c else np.nan)
+    for axis, name in (("x", x), ("y", y), ("z", z)):
+        if name:
+            values = view[name].where(~partial, last) if name == "accuracy" else view[name]
+            out[axis] = values.values
+    out["partial"] = partial.values
+    if color:
+        out["color"] = view[color].values if color in metrics else dominant(view, color).values
+    keep = out[["x", "y", *(["z"] if z else [])]].notna().all(axis=1) & out.kind.isin(KINDS)
+    return out[keep].reset_index(drop=True)
+
+
+# --- convergence and comparison ------------------------------------------------------------
+def hypervolume_curve(
+    df: pd.DataFrame, reference: Mapping[str, float] | None = None
+) -> pd.DataFrame:
+    """Normalised hypervolume after each trained trial, in the order they finished: columns
+    ``trials``, ``epochs_spent``, ``seconds``, ``hypervolume``. The front is kept as trials
+    arrive and the volume recomputed only when it changes (fast on large studies)."""
+    objectives = df.attrs["objectives"]
+    ref = dict(reference_point(df)) | dict(reference or {})
+    sign = np.array([-1.0 if d == "maximize" else 1.0 for _, d in objectives])
+    names = [m for m, _ in objectives]
+    s = spent(df)
+    front = s.iloc[:0]
+    current, values = 0.0, []
+    usable = (s["state"] == "complete") & s["feasible"].astype(bool)
+    usable &= s[names].notna().all(axis=1)
+    for i in range(len(s)):
+        if usable.iloc[i]:
+            row = s.iloc[i : i + 1]
+            point = row[names].to_numpy(dtype=float)[0] * sign
+            held = front[names].to_numpy(dtype=float) * sign
+            if not (held <= point).all(axis=1).any():  # neither dominated nor repeated
+                grown = row.copy() if front.empty else pd.concat([front, row])
+                front = pareto_front(_with_attrs(grown, df))
+                current = hypervolume(front, reference=ref)
+        values.append(current)
+    return pd.DataFrame(
+        {
+            "trials": np.arange(1, len(s) + 1),
+            "epochs_spent": s["epochs_spent"].to_numpy(),
+            "seconds": s["seconds"].to_numpy(),
+            "hypervolume": values,
+        }
+    )
+
+
+def _with_attrs(frame: pd.DataFrame, source: pd.DataFrame) -> pd.DataFrame:
+    frame.attrs = dict(source.attrs)
+    return frame
+
+
+def common_reference(frames: Sequence[pd.DataFrame]) -> dict[str, float]:
+    """One reference point for several studies: per cost objective, the largest of theirs."""
+    refs = [reference_point(df) for df in frames]
+    shared = set.intersection(*(set(r) for r in refs)) if refs else set()
+    return {m: max(r[m] for r in refs) for m in refs[0] if m in shared} if refs else {}
+
+
+def compare(frames: Sequence[pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """Several studies on one reference point: ``table`` (study, front size, trials,
+    hypervolume), ``fronts`` (each front's rows with a ``study`` column) and ``curves``
+    (:func:`hypervolume_curve` per study). Their objectives must be the same."""
+    if len(frames) < 2:
+        raise ValueError(f"compare needs two studies or more, got {len(frames)}")
+    first = frames[0].attrs["objectives"]
+    for df in frames[1:]:
+        if df.attrs["objectives"] != first:
+            raise ValueError(
+                f"study {df.attrs.get('study')!r} has objectives {df.attrs['objectives']}, "
+                f"study {frames[0].attrs.get('study')!r} {first}: only the same ones compare"
+            )
+    ref = common_reference(frames)
+    table, fronts, curves = [], [], []
+    for df in frames:
+        name = df.attrs.get("study")
+        front = pareto_front(df)
+        table.append(
+            {
+                "study": name,
+                "front": len(front),
+                "trials": summary(df)["done"],
+                "hypervolume": hypervolume(df, reference=ref),
+            }
+        )
+        fronts.append(front.assign(study=name))
+        curves.append(hypervolume_curve(df, ref).assign(study=name))
+    return {
+        "table": pd.DataFrame(table),
+        "fronts": pd.concat(fronts, ignore_index=True),
+        "curves": pd.concat(curves, ignore_index=True),
+        "reference": pd.DataFrame([ref]),
+    }
+
+
+# --- insights --------------------------------------------------------------------------------
+def choice_effects(df: pd.DataFrame) -> pd.DataFrame:
+    """Per searched choice and value, among feasible complete trials: how many trials use it,
+    their mean and best accuracy and median MACs. A trial counts once per value it uses
+    (three basic layers: one trial for ``block = basic``)."""
+    done = df[(df.state == "complete") & df.feasible]
+    parts = []
+    for choice, cols in _choices(df).items():
+        long = done.melt(id_vars=["number", "accuracy", "macs"], value_vars=cols)
+        long = long.dropna(subset=["value"]).drop_duplicates(["number", "value"])
+        long["value"] = long["value"].astype(str)
+        parts.append(long.assign(choice=choice))
+    columns = ["choice", "value", "trials", "accuracy_mean", "accuracy_max", "macs_median"]
+    if not parts:
+        return pd.DataFrame(columns=columns)
+    grouped = pd.concat(parts).groupby(["choice", "value"], sort=True)
+    out = grouped.agg(
+        trials=("number", "nunique"),
+        accuracy_mean=("accuracy", "mean"),
+        accuracy_max=("accuracy", "max"),
+        macs_median=("macs", "median"),
+    )
+    return out.reset_index()[columns]
+
+
+# --- the trial page ------------------------------------------------------------------------
+def layer_table(spec: ArchSpec | str) -> pd.DataFrame:
+    """The architecture as a diagram's rows, stem to head: each part's block, op, kernel,
+    groups, α, attention and Shape Adaptor (its learned σ and size), the feature map after it,
+    and its share of the deploy MACs and params."""
+    spec = ArchSpec.from_json(spec) if isinstance(spec, str) else spec
+    learned = {a.layer: a for a in spec.adaptors.learned}
+    parts = breakdown(spec)
+    macs, params = sum(p.macs for p in parts) or 1, sum(p.params for p in parts) or 1
+    rows = []
+    for p in parts:
+        row: dict[str, Any] = {"part": p.name, "kind": p.name.split(".")[0]}
+        if p.name.startswith("layers."):
+            layer = spec.layers[int(p.name.split(".")[1])]
+            row |= layer.model_dump(include={"block", "op", "kernel", "groups", "stride"})
+            row |= {"alpha": layer.alpha, "attention": layer.attention, "out": layer.out}
+        elif p.name.startswith("adaptors."):
+            a = learned.get(int(p.name.split(".")[1]))
+            row |= {"sigma": a.sigma if a else None, "size": list(a.size) if a else None}
+        row |= {
+            "output": "×".join(map(str, p.out_shape)),
+            "macs": p.macs,
+            "params": p.params,
+            "macs_share": p.macs / macs,
+            "params_share": p.params / params,
+        }
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def learning_curve(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A trial's validation accuracy per epoch, the epochs it was planned, and the epoch it
+    was stopped at (None unless pruned)."""
+    curve = row.get("curve") or []
+    if isinstance(curve, str):
+        curve = json.loads(curve)
+    pruned = row.get("state") == "pruned"
+    return {
+        "epoch": list(range(1, len(curve) + 1)),
+        "accuracy": [float(a) for a in curve],
+        "planned": row.get("epochs_planned"),
+        "stopped_at": int(row["epochs"]) if pruned and row.get("epochs") else None,
+    }
+
+
+def export_command(storage: str, study: str, trial: int, out: str | None = None) -> str:
+    """The ``blocknas export`` command line for one trial (contracts §3), quoted for a shell."""
+    out = out or f"export/{study}-trial{trial}"
+    args = ["blocknas", "export", "--storage", storage, "--study", study]
+    return shlex.join([*args, "--trial", str(trial), "--out", out])
