@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck hadolint pytest bench bench-quality clean
+.PHONY: demo test lint typecheck hadolint chromium pytest bench bench-quality clean
 
 # Create the venv and install the package with its dev tools once; re-run only when
 # pyproject.toml changes.
@@ -32,7 +32,14 @@ typecheck: $(STAMP)
 hadolint: $(STAMP)
 	$(VENV)/bin/hadolint --failure-threshold warning docker/Dockerfile
 
-pytest: $(STAMP)
+# Browser tests drive Debian's chromium through Playwright: installed here when missing.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium; }
+
+pytest: $(STAMP) chromium
 	$(PY) -m pytest -q
 
 bench: $(STAMP)

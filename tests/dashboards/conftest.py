@@ -4,7 +4,9 @@ training, so that every trial state occurs and the numbers are known."""
 
 from __future__ import annotations
 
+import os
 import random
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -97,3 +99,31 @@ def studies(tmp_path_factory: pytest.TempPathFactory) -> str:
     fake_search(url, "alpha", 60, seed=1)
     fake_search(url, "beta", 60, seed=2)
     return url
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Debian's chromium driven by Playwright (``make test`` installs it when missing)."""
+    if not CHROMIUM.exists():
+        pytest.fail("no /usr/bin/chromium: run `make test`, or apt-get install -y chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--no-sandbox", "--disable-background-networking"],
+        )
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    """Where browser tests save screenshots: ``BLOCKNAS_SCREENSHOTS`` (docs/img when the docs
+    are refreshed), else the test's temporary directory."""
+    out = Path(os.environ.get("BLOCKNAS_SCREENSHOTS") or tmp_path)
+    out.mkdir(parents=True, exist_ok=True)
+    return out

@@ -232,6 +232,13 @@ def compare(frames: Sequence[pd.DataFrame]) -> dict[str, pd.DataFrame]:
 
 
 # --- insights --------------------------------------------------------------------------------
+def _value_text(value: Any) -> str:
+    """A choice's value as written in the space (a column with gaps holds 3 as 3.0)."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
 def choice_effects(df: pd.DataFrame) -> pd.DataFrame:
     """Per searched choice and value, among feasible complete trials: how many trials use it,
     their mean and best accuracy and median MACs. A trial counts once per value it uses
@@ -241,7 +248,7 @@ def choice_effects(df: pd.DataFrame) -> pd.DataFrame:
     for choice, cols in _choices(df).items():
         long = done.melt(id_vars=["number", "accuracy", "macs"], value_vars=cols)
         long = long.dropna(subset=["value"]).drop_duplicates(["number", "value"])
-        long["value"] = long["value"].astype(str)
+        long["value"] = long["value"].map(_value_text)
         parts.append(long.assign(choice=choice))
     columns = ["choice", "value", "trials", "accuracy_mean", "accuracy_max", "macs_median"]
     if not parts:

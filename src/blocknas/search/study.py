@@ -160,6 +160,7 @@ def open_study(config: SearchConfig, *, resume: bool) -> optuna.Study:
     study.set_user_attr("objectives", wanted)
     study.set_user_attr("budgets", config.budgets.limits())
     study.set_user_attr("planned_trials", config.search.trials)  # what "done 12/40" counts to
+    study.set_user_attr("config", config.model_dump(mode="json"))  # shown by reports
     return study
 
 
