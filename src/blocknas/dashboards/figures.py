@@ -88,7 +88,11 @@ def front_figure(
     if not three:
         front = points[points.kind == "front"].sort_values("x")
         line = {"color": STYLE["front"]["color"], "width": 1, "shape": "hv"}
-        fig.add_trace(go.Scatter(x=front.x, y=front.y, mode="lines", line=line, name="front line"))
+        fig.add_trace(  # no hover: a click or hover on a front point must reach the point
+            go.Scatter(
+                x=front.x, y=front.y, mode="lines", line=line, name="front line", hoverinfo="skip"
+            )
+        )
         for metric, limit in (budgets or {}).items():
             if metric == axes[0]:
                 fig.add_vline(x=limit, line_dash="dash", annotation_text=f"budget {limit:.3g}")
@@ -153,17 +157,7 @@ def effects_figure(effects: pd.DataFrame, choice: str) -> go.Figure:
 def layers_figure(layers: pd.DataFrame) -> go.Figure:
     """The architecture as a row of boxes, stem to head, one per part: what it is, the feature
     map after it; bar heights are its share of MACs."""
-    names = []
-    for r in layers.to_dict("records"):
-        if r["kind"] == "layers":
-            extra = f" g{r['groups']}" if r.get("groups", 1) != 1 else ""
-            extra += " SE" if r.get("attention") == "se" else ""
-            extra += f" α{r['alpha']}" if r.get("op") == "spconv" else ""
-            names.append(f"{r['block']}<br>{r['op']} k{r['kernel']}{extra}")
-        elif r["kind"] == "adaptors":
-            names.append("adaptor" + (f"<br>σ {r['sigma']:.2f}" if r.get("sigma") else ""))
-        else:
-            names.append(r["kind"])
+    names = [w.replace(" ", "<br>", 1) for w in layers.what]
     x = [f"{i}: {p}" for i, p in enumerate(layers.part)]
     fig = go.Figure(
         go.Bar(

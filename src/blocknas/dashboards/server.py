@@ -1,0 +1,145 @@
+"""The dashboard's Dash app: its layout, callbacks and access control (pages: :mod:`.app`)."""
+
+from __future__ import annotations
+
+import hmac
+import os
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import parse_qs
+
+from blocknas.dashboards import data, figures
+from blocknas.dashboards.app import (
+    LOOPBACK,
+    TOKEN_ENV,
+    Studies,
+    check_host,
+    discover,
+    page_link,
+    render,
+    require_dash,
+)
+
+COOKIE = "blocknas_token"
+
+
+def _guard(server: Any, token: str) -> None:
+    """Every request carries the token (header, cookie, or ``?token=`` which sets the cookie);
+    any other gets 401."""
+    from flask import Response, request
+
+    def allowed() -> bool:
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        given = given or request.cookies.get(COOKIE) or request.args.get("token", "")
+        return hmac.compare_digest(given.encode(), token.encode())
+
+    @server.before_request
+    def check() -> Any:
+        if not allowed():
+            return Response("401: a token is required\n", 401, {"WWW-Authenticate": "Bearer"})
+        return None
+
+    @server.after_request
+    def remember(response: Any) -> Any:
+        if request.args.get("token"):
+            response.set_cookie(COOKIE, token, httponly=True, samesite="Strict")
+        return response
+
+
+def _front_callback(app: Any, studies: Studies) -> None:
+    dash = require_dash()
+    Input, Output, State = dash.Input, dash.Output, dash.State
+
+    @app.callback(
+        Output("front-graph", "figure"),
+        Output("front-size", "children"),
+        Input("x", "value"),
+        Input("y", "value"),
+        Input("color", "value"),
+        Input("show", "value"),
+        Input({"budget": dash.ALL}, "value"),
+        State({"budget": dash.ALL}, "id"),
+        State("url", "search"),
+    )
+    def draw(
+        x: str,
+        y: str,
+        color: str | None,
+        show: list[str],
+        limits: list[float],
+        ids: list[dict[str, str]],
+        search: str,
+    ) -> Any:
+        key = parse_qs(search.lstrip("?"))["study"][0]
+        df = studies.frame(key)
+        budgets = {i["budget"]: v for i, v in zip(ids, limits, strict=True) if v is not None}
+        points = data.front_points(df, x, y, color=color, budgets=budgets)
+        hidden = {"dominated", "infeasible", "pruned", "failed"} - set(show or [])
+        points = points[~points.kind.isin(hidden)]
+        fig = figures.front_figure(points, (x, y), df.attrs["budgets"])
+        front = points[points.kind == "front"]
+        return fig, f"front: {len(front)} trials ({', '.join(map(str, sorted(front.number)))})"
+
+    @app.callback(
+        Output("url", "href"),
+        Input("front-graph", "clickData"),
+        State("url", "search"),
+        prevent_initial_call=True,
+    )
+    def open_trial(click: dict[str, Any] | None, search: str) -> Any:
+        trials = [p["customdata"] for p in (click or {}).get("points", []) if "customdata" in p]
+        if not trials:
+            return dash.no_update
+        key = parse_qs(search.lstrip("?"))["study"][0]
+        return page_link("trial", study=key, n=int(trials[0]))
+
+
+def create_app(storages: Sequence[str] | None = None, *, token: str | None = None) -> Any:
+    """The Dash app over ``storages`` (default: every ``study.db`` under ``runs/``).
+
+    Example::
+
+        create_app(["sqlite:///runs/digits/study.db"]).run(host="127.0.0.1", port=8050)
+    """
+    dash = require_dash()
+    dcc, html = dash.dcc, dash.html
+    studies = Studies(discover(storages))
+    app = dash.Dash(__name__, title="blocknas", suppress_callback_exceptions=True)
+    if token:
+        _guard(app.server, token)
+    nav = html.Nav([dcc.Link("studies", href="/")], style={"marginBottom": "1em"})
+    app.layout = html.Div(
+        [dcc.Location(id="url"), nav, html.Div(id="page")],
+        style={"fontFamily": "system-ui, sans-serif", "margin": "1em 2em"},
+    )
+
+    @app.callback(
+        dash.Output("page", "children"), dash.Input("url", "pathname"), dash.Input("url", "search")
+    )
+    def page(path: str, search: str) -> Any:
+        return render(studies, path or "/", search or "")
+
+    @app.callback(
+        dash.Output("download", "data"),
+        dash.Input("download-button", "n_clicks"),
+        dash.State("spec-store", "data"),
+        prevent_initial_call=True,
+    )
+    def download(_clicks: int, spec: dict[str, str]) -> Any:
+        return {"content": spec["spec"], "filename": f"{spec['name']}.json"}
+
+    _front_callback(app, studies)
+    return app
+
+
+def serve(
+    storages: Sequence[str] | None = None,
+    host: str = LOOPBACK,
+    port: int = 8050,
+    token: str | None = None,
+) -> None:
+    """Run the dashboard until interrupted; refuses a non-loopback host without a token."""
+    token = token or os.environ.get(TOKEN_ENV) or None
+    check_host(host, token)
+    app = create_app(storages, token=token)
+    app.run(host=host, port=port, debug=False)

@@ -1,0 +1,148 @@
+"""``blocknas dashboard``: a real server on loopback, read by Debian's chromium and by plain
+HTTP requests, over studies written the way the searcher writes them."""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+from werkzeug.serving import make_server
+
+from blocknas import load_results, pareto_front
+from blocknas.cli import app as cli
+from blocknas.dashboards import data
+from blocknas.dashboards.app import check_host
+from blocknas.dashboards.server import create_app
+from blocknas.spaces import ArchSpec
+
+
+@pytest.fixture(scope="module")
+def serve(studies: str) -> Iterator[Any]:
+    """Start the dashboard on a free loopback port; returns its base URL. Stopped at the end."""
+    servers = []
+
+    def start(token: str | None = None) -> str:
+        server = make_server("127.0.0.1", 0, create_app([studies], token=token).server)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_port}"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+
+
+def _status(url: str, headers: dict[str, str] | None = None) -> int:
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {})) as r:
+            return int(r.status)
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+def test_only_loopback_goes_without_a_token() -> None:
+    for host in ("127.0.0.1", "::1", "localhost"):
+        check_host(host, None)
+    check_host("0.0.0.0", "secret")
+    with pytest.raises(ValueError, match=r"--host 0\.0\.0\.0 is reachable from other machines"):
+        check_host("0.0.0.0", None)
+    r = CliRunner().invoke(cli, ["dashboard", "--host", "10.1.2.3", "--port", "1"])
+    assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1
+    assert "pass --token or set BLOCKNAS_DASHBOARD_TOKEN" in r.output
+
+
+def test_a_request_without_the_token_gets_401(serve: Any) -> None:
+    base = serve(token="s3cret")
+    assert _status(base + "/") == 401
+    assert _status(base + "/_dash-layout") == 401
+    assert _status(base + "/", {"Authorization": "Bearer wrong"}) == 401
+    assert _status(base + "/", {"Authorization": "Bearer s3cret"}) == 200
+    with urllib.request.urlopen(base + "/?token=s3cret") as r:  # sets the cookie for a browser
+        assert r.status == 200 and "blocknas_token=" in r.headers["Set-Cookie"]
+
+
+def _figure(page: Any, graph: str) -> list[dict[str, Any]]:
+    page.wait_for_selector(f"#{graph} .scatterlayer .trace", timeout=30_000)
+    return page.evaluate(
+        f"""() => document.querySelector('#{graph} .js-plotly-plot').data
+              .map(t => ({{name: t.name, ids: Array.from(t.customdata || [])}}))"""
+    )
+
+
+def _front_numbers(page: Any) -> list[int]:
+    return sorted(next(t["ids"] for t in _figure(page, "front-graph") if t["name"] == "front"))
+
+
+def test_studies_front_slider_and_trial(
+    studies: str, serve: Any, browser: Any, shots: Path
+) -> None:
+    base = serve()
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    page.goto(base + "/")
+    page.wait_for_selector("#studies .study-row")
+    table = data.studies_table([load_results(studies, n) for n in ("alpha", "beta")])
+    rows = page.locator("#studies .study-row").all_inner_texts()
+    assert len(rows) == 2
+    for text, expected in zip(rows, table.to_dict("records"), strict=True):
+        cells = text.split("\t")
+        assert cells[0] == expected["study"] and cells[2] == str(expected["done"])
+        assert cells[4:8] == [
+            str(expected[k]) for k in ("complete", "pruned", "infeasible", "failed")
+        ]
+    page.screenshot(path=str(shots / "dashboard_studies.png"))
+
+    df = load_results(studies, "alpha")
+    page.click("text=alpha")
+    assert _front_numbers(page) == sorted(pareto_front(df).number)
+    page.screenshot(path=str(shots / "dashboard_front.png"), full_page=True)
+
+    # tighten the MACs budget: exactly the front under it remains
+    limit = int(df[df.state == "complete"].macs.median())
+    box = page.locator('[id=\'{"budget":"macs"}\'] input').first
+    box.fill(str(limit))
+    box.press("Tab")
+    expected = sorted(pareto_front(df[(df.macs <= limit) | (df.state != "complete")]).number)
+    shown = f"front: {len(expected)} trials ({', '.join(map(str, expected))})"
+    page.wait_for_function(f"() => document.querySelector('#front-size').innerText == '{shown}'")
+    assert _front_numbers(page) == expected
+    page.screenshot(path=str(shots / "dashboard_front_budget.png"), full_page=True)
+
+    # a click on a front point opens its trial: one box per layer, and the export command
+    point = page.locator("#front-graph .scatterlayer .trace").first.locator("path.point").first
+    where = point.bounding_box()  # a real click where it is drawn (plotly's layer takes it)
+    page.mouse.click(where["x"] + where["width"] / 2, where["y"] + where["height"] / 2)
+    page.wait_for_selector("#diagram .part")
+    number = int(page.url.split("n=")[1])
+    spec = ArchSpec.from_json(df[df.number == number].spec.item())
+    assert page.locator("#diagram .part.layers").count() == len(spec.layers)
+    assert page.inner_text("#export-command") == data.export_command(studies, "alpha", number)
+    page.screenshot(path=str(shots / "dashboard_trial.png"), full_page=True)
+    page.close()
+
+
+def test_compare_shows_both_studies_with_their_hypervolumes(
+    studies: str, serve: Any, browser: Any, shots: Path
+) -> None:
+    base = serve()
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    page.goto(base + "/")
+    page.click("#compare")
+    page.wait_for_selector("#compare-table td")
+    frames = [load_results(studies, n) for n in ("alpha", "beta")]
+    expected = data.compare(frames)["table"]
+    shown = [r.split("\t") for r in page.locator("#compare-table tr").all_inner_texts()[1:]]
+    assert [r[0] for r in shown] == ["alpha", "beta"]
+    for cells, hv in zip(shown, expected.hypervolume, strict=True):
+        assert float(cells[3]) == pytest.approx(hv, abs=5e-5)
+    traces = _figure(page, "compare-graph")
+    assert [t["name"] for t in traces] == ["alpha", "beta"]
+    page.screenshot(path=str(shots / "dashboard_compare.png"), full_page=True)
+    page.close()
+    assert json.dumps(expected.study.tolist()) == '["alpha", "beta"]'
