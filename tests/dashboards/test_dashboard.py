@@ -144,5 +144,15 @@ def test_compare_shows_both_studies_with_their_hypervolumes(
     traces = _figure(page, "compare-graph")
     assert [t["name"] for t in traces] == ["alpha", "beta"]
     page.screenshot(path=str(shots / "dashboard_compare.png"), full_page=True)
+
+    # a study's insights: a figure per searched choice, and the importance table
+    page.goto(base + "/front?study=0:alpha")
+    page.click("#insights")
+    page.wait_for_selector("#importance td")
+    effects = data.choice_effects(frames[0])
+    assert page.locator(".effects").count() == effects.choice.nunique()
+    shown = page.locator("#importance tr").all_inner_texts()[1:]
+    assert [r.split("\t")[0] for r in shown] == list(data.importance(frames[0]).param)
+    page.screenshot(path=str(shots / "dashboard_insights.png"), full_page=True)
     page.close()
     assert json.dumps(expected.study.tolist()) == '["alpha", "beta"]'

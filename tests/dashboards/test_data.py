@@ -162,3 +162,17 @@ def test_learning_curve_and_export_command(frames: list[pd.DataFrame]) -> None:
         *("blocknas", "export", "--storage", "sqlite:///runs/my study/study.db"),
         *("--study", "alpha", "--trial", "7", "--out", "export/alpha-trial7"),
     ]
+
+
+def test_importance_finds_the_choice_that_decides_accuracy(frames: list[pd.DataFrame]) -> None:
+    df = frames[0].copy()
+    done = (df.state == "complete") & df.feasible
+    # accuracy made to depend on the stem width alone: it must come out on top
+    df.loc[done, "accuracy"] = 0.5 + 0.4 * (df.loc[done, "param.stem.out"] == 16)
+    ranked = data.importance(df)
+    assert ranked.param.iloc[0] == "stem.out"
+    assert ranked.importance.sum() == pytest.approx(1.0)
+    assert ranked.importance.is_monotonic_decreasing
+    # only choices every feasible complete trial made
+    assert all(df.loc[done, f"param.{p}"].notna().all() for p in ranked.param)
+    assert data.importance(df[~done]).empty

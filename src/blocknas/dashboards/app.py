@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -57,19 +58,32 @@ def check_host(host: str, token: str | None) -> None:
 
 
 class Studies:
-    """The studies of the storages, by key (``storage index:study name``), read on demand."""
+    """The studies of the storages, by key (``storage index:study name``).
+
+    Each storage and study is opened once, read-only, and kept: Optuna's storage keeps the
+    trials that finished, so a refresh reads only the trials that are new or still running.
+    """
 
     def __init__(self, storages: Sequence[str]) -> None:
         self.storages = list(storages)
+        self._opened: dict[int, Any] = {}
+        self._studies: dict[str, Any] = {}
+        self._lock = threading.Lock()  # the server answers requests on several threads
+
+    def _storage(self, index: int) -> Any:
+        from blocknas.search.study import storage_for
+
+        with self._lock:
+            if index not in self._opened:
+                self._opened[index] = storage_for(self.storages[index], create=False)
+            return self._opened[index]
 
     def keys(self) -> list[str]:
         import optuna
 
-        from blocknas.search.study import storage_for
-
         out = []
-        for i, url in enumerate(self.storages):
-            names = optuna.get_all_study_names(storage_for(url, create=False))
+        for i in range(len(self.storages)):
+            names = optuna.get_all_study_names(self._storage(i))
             out += [f"{i}:{name}" for name in sorted(names)]
         return out
 
@@ -80,7 +94,22 @@ class Studies:
         return self.storages[int(index)], name
 
     def frame(self, key: str) -> pd.DataFrame:
-        return load_results(*self.where(key))
+        """The study's results now (its trials as :func:`load_results` gives them)."""
+        import optuna
+
+        _, name = self.where(key)
+        with self._lock:
+            study = self._studies.get(key)
+        if study is None:
+            if name not in optuna.get_all_study_names(self._storage(int(key.split(":")[0]))):
+                raise ValueError(f"no study {key!r}; studies: {', '.join(self.keys())}")
+            sampler = optuna.samplers.RandomSampler()  # never samples
+            study = optuna.load_study(
+                study_name=name, storage=self._storage(int(key.split(":")[0])), sampler=sampler
+            )
+            with self._lock:
+                self._studies[key] = study
+        return load_results(study)
 
 
 def page_link(page: str, **query: Any) -> str:
@@ -152,6 +181,7 @@ def _front_page(studies: Studies, key: str) -> Any:
     return html.Div(
         [
             html.H2(f"front of {df.attrs['study']}"),
+            dash.dcc.Link("insights", href=page_link("insights", study=key), id="insights"),
             html.Div(_front_controls(df), id="controls"),
             dash.dcc.Graph(id="front-graph", style={"height": "600px"}),
             html.Div(id="front-size"),
@@ -240,6 +270,35 @@ def _compare_page(studies: Studies, keys: list[str]) -> Any:
     )
 
 
+def _insights_page(studies: Studies, key: str) -> Any:
+    dash = require_dash()
+    dcc, html = dash.dcc, dash.html
+    df = studies.frame(key)
+    effects = data.choice_effects(df)
+    ranked = data.importance(df).round({"importance": 3})
+    head = html.Tr([html.Th("parameter"), html.Th("importance")])
+    rows = [
+        html.Tr([html.Td(r["param"]), html.Td(str(r["importance"]))])
+        for r in ranked.to_dict("records")
+    ]
+    graphs = [
+        dcc.Graph(figure=figures.effects_figure(effects, c), id=f"effects-{c}", className="effects")
+        for c in effects.choice.unique()
+    ]
+    return html.Div(
+        [
+            html.H2(f"insights: {df.attrs['study']}"),
+            html.P(
+                "Per value of each searched choice, over the feasible complete trials: mean and "
+                "best accuracy, and how many trials use it."
+            ),
+            *graphs,
+            html.H3("parameter importance for accuracy (fANOVA, choices every trial made)"),
+            html.Table([head, *rows], id="importance"),
+        ]
+    )
+
+
 def render(studies: Studies, path: str, search: str) -> Any:
     """The page at ``path`` with its query string (an unknown page: the studies)."""
     query = parse_qs((search or "").lstrip("?"))
@@ -249,6 +308,8 @@ def render(studies: Studies, path: str, search: str) -> Any:
             return _front_page(studies, keys[0])
         if path == "/trial" and keys and query.get("n"):
             return _trial_page(studies, keys[0], int(query["n"][0]))
+        if path == "/insights" and keys:
+            return _insights_page(studies, keys[0])
         if path == "/compare" and len(keys) > 1:
             return _compare_page(studies, keys)
         return _studies_page(studies)

@@ -260,7 +260,46 @@ def choice_effects(df: pd.DataFrame) -> pd.DataFrame:
         accuracy_max=("accuracy", "max"),
         macs_median=("macs", "median"),
     )
-    return out.reset_index()[columns]
+    out = out.reset_index()
+    order = pd.to_numeric(out["value"], errors="coerce")  # 8 before 16, not after
+    out = out.assign(_n=order).sort_values(["choice", "_n", "value"], kind="mergesort")
+    return out[columns].reset_index(drop=True)
+
+
+def importance(df: pd.DataFrame, *, seed: int = 0) -> pd.DataFrame:
+    """Optuna's parameter importance (fANOVA) for validation accuracy, over the feasible
+    complete trials and the choices every one of them made (a layer that exists only in deeper
+    networks is left out): columns ``param``, ``importance`` (summing to 1), largest first."""
+    import optuna
+
+    done = df[(df.state == "complete") & df.feasible & df.accuracy.notna()]
+    cols = [c for c in df.columns if c.startswith("param.") and done[c].notna().all()]
+    cols = [c for c in cols if done[c].nunique() > 1]
+    if len(done) < 2 or not cols:
+        return pd.DataFrame(columns=["param", "importance"])
+    dists: dict[str, optuna.distributions.BaseDistribution] = {
+        c.removeprefix("param."): optuna.distributions.CategoricalDistribution(
+            sorted(done[c].unique().tolist())
+        )
+        for c in cols
+    }
+    quiet = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "study created" line per call
+    try:
+        study = optuna.create_study(direction="maximize")
+    finally:
+        optuna.logging.set_verbosity(quiet)
+    study.add_trials(
+        optuna.trial.create_trial(
+            params={c.removeprefix("param."): row[c] for c in cols},
+            distributions=dists,
+            value=float(row["accuracy"]),
+        )
+        for _, row in done.iterrows()
+    )
+    evaluator = optuna.importance.FanovaImportanceEvaluator(seed=seed)
+    found = optuna.importance.get_param_importances(study, evaluator=evaluator)
+    return pd.DataFrame({"param": list(found), "importance": list(found.values())})
 
 
 # --- the trial page ------------------------------------------------------------------------

@@ -21,6 +21,8 @@ from blocknas.dashboards.app import (
 )
 
 COOKIE = "blocknas_token"
+#: pages drawn again at every refresh (the front page redraws only its figure)
+LIVE_PAGES = ("/", "/compare")
 
 
 def _guard(server: Any, token: str) -> None:
@@ -58,6 +60,7 @@ def _front_callback(app: Any, studies: Studies) -> None:
         Input("color", "value"),
         Input("show", "value"),
         Input({"budget": dash.ALL}, "value"),
+        Input("tick", "n_intervals"),
         State({"budget": dash.ALL}, "id"),
         State("url", "search"),
     )
@@ -67,6 +70,7 @@ def _front_callback(app: Any, studies: Studies) -> None:
         color: str | None,
         show: list[str],
         limits: list[float],
+        _tick: int,
         ids: list[dict[str, str]],
         search: str,
     ) -> Any:
@@ -77,6 +81,7 @@ def _front_callback(app: Any, studies: Studies) -> None:
         hidden = {"dominated", "infeasible", "pruned", "failed"} - set(show or [])
         points = points[~points.kind.isin(hidden)]
         fig = figures.front_figure(points, (x, y), df.attrs["budgets"])
+        fig.update_layout(uirevision=f"{key} {x} {y}")  # a refresh keeps the user's zoom
         front = points[points.kind == "front"]
         return fig, f"front: {len(front)} trials ({', '.join(map(str, sorted(front.number)))})"
 
@@ -94,8 +99,11 @@ def _front_callback(app: Any, studies: Studies) -> None:
         return page_link("trial", study=key, n=int(trials[0]))
 
 
-def create_app(storages: Sequence[str] | None = None, *, token: str | None = None) -> Any:
-    """The Dash app over ``storages`` (default: every ``study.db`` under ``runs/``).
+def create_app(
+    storages: Sequence[str] | None = None, *, token: str | None = None, refresh_s: float = 5.0
+) -> Any:
+    """The Dash app over ``storages`` (default: every ``study.db`` under ``runs/``); the studies
+    table, the front and the comparison refresh every ``refresh_s`` seconds.
 
     Example::
 
@@ -108,15 +116,21 @@ def create_app(storages: Sequence[str] | None = None, *, token: str | None = Non
     if token:
         _guard(app.server, token)
     nav = html.Nav([dcc.Link("studies", href="/")], style={"marginBottom": "1em"})
+    tick = int(refresh_s * 1000)
     app.layout = html.Div(
-        [dcc.Location(id="url"), nav, html.Div(id="page")],
+        [dcc.Location(id="url"), nav, html.Div(id="page"), dcc.Interval(id="tick", interval=tick)],
         style={"fontFamily": "system-ui, sans-serif", "margin": "1em 2em"},
     )
 
     @app.callback(
-        dash.Output("page", "children"), dash.Input("url", "pathname"), dash.Input("url", "search")
+        dash.Output("page", "children"),
+        dash.Input("url", "pathname"),
+        dash.Input("url", "search"),
+        dash.Input("tick", "n_intervals"),
     )
-    def page(path: str, search: str) -> Any:
+    def page(path: str, search: str, _tick: int) -> Any:
+        if dash.ctx.triggered_id == "tick" and path not in LIVE_PAGES:
+            return dash.no_update  # a page with controls refreshes its figure in place
         return render(studies, path or "/", search or "")
 
     @app.callback(
