@@ -83,6 +83,8 @@ def _front_numbers(page: Any) -> list[int]:
 def test_studies_front_slider_and_trial(
     studies: str, serve: Any, browser: Any, shots: Path
 ) -> None:
+    db = Path(studies.removeprefix("sqlite:///"))
+    before = db.read_bytes()
     base = serve()
     page = browser.new_page(viewport={"width": 1280, "height": 1000})
     page.goto(base + "/")
@@ -125,6 +127,7 @@ def test_studies_front_slider_and_trial(
     assert page.inner_text("#export-command") == data.export_command(studies, "alpha", number)
     page.screenshot(path=str(shots / "dashboard_trial.png"), full_page=True)
     page.close()
+    assert db.read_bytes() == before  # read-only: not a byte of the study file changed
 
 
 def test_compare_shows_both_studies_with_their_hypervolumes(

@@ -69,10 +69,11 @@ def tpe_sampler(seed: int) -> optuna.samplers.TPESampler:
 
 
 def storage_for(url: str, *, create: bool = True) -> optuna.storages.BaseStorage:
-    """An RDB storage, SQLite files in WAL mode.
+    """An RDB storage; a search's SQLite file in WAL mode.
 
-    ``create=True`` (a search) makes a SQLite file's directory and the tables as needed;
-    ``create=False`` (reading results) requires an existing Optuna storage and never makes one.
+    ``create=True`` (a search) makes a SQLite file's directory and the tables as needed, and
+    puts the file in WAL mode (readers then never block it); ``create=False`` (reading results,
+    the dashboard, reports) requires an existing Optuna storage and changes nothing in it.
     """
     sqlite = url.startswith("sqlite:///")
     if sqlite:
@@ -93,7 +94,7 @@ def storage_for(url: str, *, create: bool = True) -> optuna.storages.BaseStorage
         ) from None
     except optuna.exceptions.StorageInternalError:
         raise ValueError(f"{url} is not an Optuna study storage") from None
-    if sqlite:
+    if sqlite and create:  # a reader never changes the file, not even its journal mode
         _fast_sqlite(storage)
     return storage
 
