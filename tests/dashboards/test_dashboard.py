@@ -65,7 +65,10 @@ def test_a_request_without_the_token_gets_401(serve: Any) -> None:
     assert _status(base + "/", {"Authorization": "Bearer wrong"}) == 401
     assert _status(base + "/", {"Authorization": "Bearer s3cret"}) == 200
     with urllib.request.urlopen(base + "/?token=s3cret") as r:  # sets the cookie for a browser
-        assert r.status == 200 and "blocknas_token=" in r.headers["Set-Cookie"]
+        assert r.status == 200 and "blocknas_token=s3cret" in r.headers["Set-Cookie"]
+    with pytest.raises(urllib.error.HTTPError) as refused:  # a wrong one: 401, and no cookie
+        urllib.request.urlopen(base + "/?token=guess")
+    assert refused.value.code == 401 and "Set-Cookie" not in refused.value.headers
 
 
 def _figure(page: Any, graph: str) -> list[dict[str, Any]]:

@@ -30,10 +30,12 @@ def _guard(server: Any, token: str) -> None:
     any other gets 401."""
     from flask import Response, request
 
+    def same(given: str | None) -> bool:
+        return hmac.compare_digest((given or "").encode(), token.encode())
+
     def allowed() -> bool:
         given = request.headers.get("Authorization", "").removeprefix("Bearer ")
-        given = given or request.cookies.get(COOKIE) or request.args.get("token", "")
-        return hmac.compare_digest(given.encode(), token.encode())
+        return same(given or request.cookies.get(COOKIE) or request.args.get("token"))
 
     @server.before_request
     def check() -> Any:
@@ -43,7 +45,7 @@ def _guard(server: Any, token: str) -> None:
 
     @server.after_request
     def remember(response: Any) -> Any:
-        if request.args.get("token"):
+        if same(request.args.get("token")):  # never for a wrong one: its answer is a 401
             response.set_cookie(COOKIE, token, httponly=True, samesite="Strict")
         return response
 
