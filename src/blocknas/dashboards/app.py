@@ -70,7 +70,7 @@ class Studies:
         self._studies: dict[str, Any] = {}
         self._lock = threading.Lock()  # the server answers requests on several threads
 
-    def _storage(self, index: int) -> Any:
+    def _open_storage(self, index: int) -> Any:
         from blocknas.search.study import storage_for
 
         with self._lock:
@@ -83,7 +83,7 @@ class Studies:
 
         out = []
         for i in range(len(self.storages)):
-            names = optuna.get_all_study_names(self._storage(i))
+            names = optuna.get_all_study_names(self._open_storage(i))
             out += [f"{i}:{name}" for name in sorted(names)]
         return out
 
@@ -101,11 +101,11 @@ class Studies:
         with self._lock:
             study = self._studies.get(key)
         if study is None:
-            if name not in optuna.get_all_study_names(self._storage(int(key.split(":")[0]))):
+            if name not in optuna.get_all_study_names(self._open_storage(int(key.split(":")[0]))):
                 raise ValueError(f"no study {key!r}; studies: {', '.join(self.keys())}")
             sampler = optuna.samplers.RandomSampler()  # never samples
             study = optuna.load_study(
-                study_name=name, storage=self._storage(int(key.split(":")[0])), sampler=sampler
+                study_name=name, storage=self._open_storage(int(key.split(":")[0])), sampler=sampler
             )
             with self._lock:
                 self._studies[key] = study
