@@ -159,19 +159,16 @@ def hypervolume_curve(
     sign = np.array([-1.0 if d == "maximize" else 1.0 for _, d in objectives])
     names = [m for m, _ in objectives]
     s = spent(df)
-    front = s.iloc[:0]
+    losses = s[names].to_numpy(dtype=float) * sign
+    usable = (s["state"] == "complete").to_numpy() & s["feasible"].astype(bool).to_numpy()
+    usable &= np.isfinite(losses).all(axis=1)
+    front: list[int] = []  # positions in s of the current front
     current, values = 0.0, []
-    usable = (s["state"] == "complete") & s["feasible"].astype(bool)
-    usable &= s[names].notna().all(axis=1)
     for i in range(len(s)):
-        if usable.iloc[i]:
-            row = s.iloc[i : i + 1]
-            point = row[names].to_numpy(dtype=float)[0] * sign
-            held = front[names].to_numpy(dtype=float) * sign
-            if not (held <= point).all(axis=1).any():  # neither dominated nor repeated
-                grown = row.copy() if front.empty else pd.concat([front, row])
-                front = pareto_front(_with_attrs(grown, df))
-                current = hypervolume(front, reference=ref)
+        point = losses[i]
+        if usable[i] and not (losses[front] <= point).all(axis=1).any():  # not dominated
+            front = [j for j in front if not (point <= losses[j]).all()] + [i]
+            current = hypervolume(_with_attrs(s.iloc[front], df), reference=ref)
         values.append(current)
     return pd.DataFrame(
         {
