@@ -87,26 +87,32 @@ class Studies:
             out += [f"{i}:{name}" for name in sorted(names)]
         return out
 
-    def where(self, key: str) -> tuple[str, str]:
+    def _locate(self, key: str) -> tuple[int, str]:
+        """(storage index, study name) of ``key``; a one-line error for a study not there."""
+        import optuna
+
         index, _, name = key.partition(":")
-        if not index.isdigit() or int(index) >= len(self.storages) or not name:
-            raise ValueError(f"no study {key!r}; studies: {', '.join(self.keys())}")
-        return self.storages[int(index)], name
+        known = index.isdigit() and int(index) < len(self.storages) and name
+        if known and name in optuna.get_all_study_names(self._open_storage(int(index))):
+            return int(index), name
+        raise ValueError(f"no study {key!r}; studies: {', '.join(self.keys())}")
+
+    def where(self, key: str) -> tuple[str, str]:
+        """(storage URL, study name) of ``key``."""
+        index, name = self._locate(key)
+        return self.storages[index], name
 
     def frame(self, key: str) -> pd.DataFrame:
         """The study's results now (its trials as :func:`load_results` gives them)."""
         import optuna
 
-        _, name = self.where(key)
         with self._lock:
             study = self._studies.get(key)
         if study is None:
-            if name not in optuna.get_all_study_names(self._open_storage(int(key.split(":")[0]))):
-                raise ValueError(f"no study {key!r}; studies: {', '.join(self.keys())}")
+            index, name = self._locate(key)
             sampler = optuna.samplers.RandomSampler()  # never samples
-            study = optuna.load_study(
-                study_name=name, storage=self._open_storage(int(key.split(":")[0])), sampler=sampler
-            )
+            storage = self._open_storage(index)
+            study = optuna.load_study(study_name=name, storage=storage, sampler=sampler)
             with self._lock:
                 self._studies[key] = study
         return load_results(study)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import optuna
 import pandas as pd
+import plotly.graph_objects as go
 
 from blocknas.dashboards import data, figures
 from blocknas.metrics import METRICS
@@ -48,11 +49,9 @@ class _Page:
         extra = "".join(f' {k}="{html.escape(v)}"' for k, v in attrs.items())
         self.parts.append(f"<div{extra}>{shown.to_html(index=False, na_rep='-')}</div>")
 
-    def figure(self, fig: object, div_id: str) -> None:
+    def figure(self, fig: go.Figure, div_id: str) -> None:
         self.parts.append(
-            fig.to_html(  # type: ignore[attr-defined]
-                full_html=False, include_plotlyjs=not self.plotly_in, div_id=div_id
-            )
+            fig.to_html(full_html=False, include_plotlyjs=not self.plotly_in, div_id=div_id)
         )
         self.plotly_in = True
 

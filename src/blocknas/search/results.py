@@ -76,11 +76,10 @@ def _objectives_of(study: optuna.Study) -> list[tuple[str, str]]:
     return list(zip(names, directions, strict=True))
 
 
-def _state(trial: optuna.trial.FrozenTrial) -> tuple[str, bool]:
-    """The row state and whether the trial is a feasible complete one."""
+def _state(trial: optuna.trial.FrozenTrial, attrs: dict[str, Any]) -> tuple[str, bool]:
+    """The row state and whether the trial is a feasible complete one (``attrs``: its record)."""
     if trial.state != TrialState.COMPLETE:
         return STATES.get(trial.state, trial.state.name.lower()), False
-    attrs = record(trial)
     if "feasible" in attrs:
         feasible = bool(attrs["feasible"])
     else:  # a study not written by the searcher: trust the constraints if any
@@ -88,11 +87,12 @@ def _state(trial: optuna.trial.FrozenTrial) -> tuple[str, bool]:
     return ("complete" if feasible else "infeasible"), feasible
 
 
-def _metrics(trial: optuna.trial.FrozenTrial, objectives: list[str]) -> dict[str, Any]:
-    """The trial's metrics from its record. Objective values come from ``trial.values`` only
-    in studies blocknas did not write: the searcher tells samplers stand-ins for unmeasured
-    values, and those must not show as measurements."""
-    attrs = record(trial)
+def _metrics(
+    trial: optuna.trial.FrozenTrial, objectives: list[str], attrs: dict[str, Any]
+) -> dict[str, Any]:
+    """The trial's metrics from its record ``attrs``. Objective values come from
+    ``trial.values`` only in studies blocknas did not write: the searcher tells samplers
+    stand-ins for unmeasured values, and those must not show as measurements."""
     out = {m: attrs.get(m, attrs.get(LEGACY_ATTRS.get(m, m))) for m in METRICS.names()}
     written = "launched" in attrs or "feasible" in attrs
     if not written and trial.state == TrialState.COMPLETE and trial.values is not None:
@@ -103,10 +103,10 @@ def _metrics(trial: optuna.trial.FrozenTrial, objectives: list[str]) -> dict[str
 def _row(
     trial: optuna.trial.FrozenTrial, objectives: list[str], retried: dict[int, int]
 ) -> dict[str, Any]:
-    attrs = record(trial)
-    state, feasible = _state(trial)
+    attrs = record(trial)  # read once: the row's every field comes from it
+    state, feasible = _state(trial, attrs)
     row: dict[str, Any] = {"number": trial.number, "state": state, "feasible": feasible}
-    row |= {k: number(v) for k, v in _metrics(trial, objectives).items()}
+    row |= {k: number(v) for k, v in _metrics(trial, objectives, attrs).items()}
     reason = attrs.get("reason")
     if trial.number in retried:
         reason = "interrupted: the search driver stopped"

@@ -111,9 +111,10 @@ def _stamped(path: str) -> bool:
 
 
 def _fast_sqlite(storage: optuna.storages.RDBStorage) -> None:
-    """WAL journal, fsync at checkpoints only: a trial writes ~25 attributes, each its own
-    transaction, and this halves their cost. The file stays consistent after a crash; a power
-    loss may drop the last transactions, which ``--resume`` redoes."""
+    """WAL journal, fsync at checkpoints only: a candidate's ~30 sampled parameters, its
+    record and its tell are each a transaction, and this halves their cost. The file stays
+    consistent after a crash; a power loss may drop the last transactions, which ``--resume``
+    redoes."""
     from sqlalchemy import event
 
     def pragmas(conn: Any, _record: Any) -> None:
