@@ -1,18 +1,9 @@
-"""A search's results: its Optuna study as a DataFrame, the Pareto front, hypervolume, summary.
-
-The study is the one the Tune searcher writes (see :mod:`blocknas.search.searcher`): one trial
-per candidate, launched or rejected over budget, with its metrics as user attributes named as in
-:data:`blocknas.metrics.METRICS`. :func:`load_results` reads it into one row per trial, a column
-per metric; a metric that was not measured is NaN, never 0. States: ``complete`` (trained, within
-budget), ``infeasible`` (complete but over a budget, before or after training), ``pruned``
-(stopped early), ``failed``, ``running``, ``waiting``. Text rendering is in
-:mod:`blocknas.search.text`.
-"""
+"""A search's results: the Pareto front, hypervolume and summary of its :func:`load_results`
+frame (reading the study: :mod:`blocknas.search.reading`; text: :mod:`blocknas.search.text`)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,167 +12,12 @@ import pandas as pd
 
 from blocknas.metrics import METRICS, RENAMED, number
 from blocknas.search.hypervolume import dominated_volume, non_dominated
-from blocknas.search.study import interrupted, record, storage_for
+from blocknas.search.reading import RECORD as RECORD  # re-exported: results API
+from blocknas.search.reading import load_results as load_results
+from blocknas.search.reading import objectives_of, row
 
 TrialState = optuna.trial.TrialState
-
-#: the columns after the metric columns
-RECORD = (
-    *("epochs", "epochs_planned", "wall_seconds", "node", "reason", "arch", "spec"),
-    *("checkpoint", "launched", "warm_start", "curve", "datetime_start", "datetime_complete"),
-)
-STATES = {TrialState.PRUNED: "pruned", TrialState.FAIL: "failed"}
-STATES |= {TrialState.RUNNING: "running", TrialState.WAITING: "waiting"}
-#: a v1 study's user attributes under their v2 names
-LEGACY_ATTRS = {new: old for old, new in RENAMED.items()}
-
 Objectives = Sequence[tuple[str, str] | str] | None
-
-
-# --- loading ---------------------------------------------------------------------------------
-def _load_study(
-    storage: str | Path | optuna.storages.BaseStorage | optuna.Study, study: str | None
-) -> optuna.Study:
-    if isinstance(storage, optuna.Study):
-        return storage
-    where = str(storage)
-    if isinstance(storage, Path):
-        storage = f"sqlite:///{storage}"
-    store = storage_for(storage, create=False) if isinstance(storage, str) else storage
-    names = sorted(optuna.get_all_study_names(store))
-    if study is None:
-        if len(names) != 1:
-            found = ", ".join(names) if names else "none"
-            raise ValueError(f"{where} holds {len(names)} studies, pass one by name: {found}")
-        study = names[0]
-    elif study not in names:
-        raise ValueError(
-            f"no study {study!r} in {where}; studies: {', '.join(names) if names else 'none'}"
-        )
-    sampler = optuna.samplers.RandomSampler()  # never samples: avoids building NSGA-II
-    return optuna.load_study(study_name=study, storage=store, sampler=sampler)
-
-
-def _objectives_of(study: optuna.Study) -> list[tuple[str, str]]:
-    """(metric, direction) per study direction; names from the ``objectives`` user attr (a v1
-    study's names read as their v2 ones)."""
-    directions = [d.name.lower() for d in study.directions]
-    recorded = study.user_attrs.get("objectives")
-    names = [f"objective_{i}" for i in range(len(directions))]
-    if isinstance(recorded, list) and len(recorded) == len(directions):
-        for i, o in enumerate(recorded):
-            metric = o.get("metric") if isinstance(o, dict) else o
-            if isinstance(metric, str) and metric:
-                names[i] = RENAMED.get(metric, metric)
-    return list(zip(names, directions, strict=True))
-
-
-def _state(trial: optuna.trial.FrozenTrial, attrs: dict[str, Any]) -> tuple[str, bool]:
-    """The row state and whether the trial is a feasible complete one (``attrs``: its record)."""
-    if trial.state != TrialState.COMPLETE:
-        return STATES.get(trial.state, trial.state.name.lower()), False
-    if "feasible" in attrs:
-        feasible = bool(attrs["feasible"])
-    else:  # a study not written by the searcher: trust the constraints if any
-        feasible = all(number(c) <= 0 for c in attrs.get("constraints", []))
-    return ("complete" if feasible else "infeasible"), feasible
-
-
-def _metrics(
-    trial: optuna.trial.FrozenTrial, objectives: list[str], attrs: dict[str, Any]
-) -> dict[str, Any]:
-    """The trial's metrics from its record ``attrs``. Objective values come from
-    ``trial.values`` only in studies blocknas did not write: the searcher tells samplers
-    stand-ins for unmeasured values, and those must not show as measurements."""
-    out = {m: attrs.get(m, attrs.get(LEGACY_ATTRS.get(m, m))) for m in METRICS.names()}
-    written = "launched" in attrs or "feasible" in attrs
-    if not written and trial.state == TrialState.COMPLETE and trial.values is not None:
-        out |= dict(zip(objectives, trial.values, strict=True))
-    return METRICS.complete(out)
-
-
-def _row(
-    trial: optuna.trial.FrozenTrial, objectives: list[str], retried: dict[int, int]
-) -> dict[str, Any]:
-    attrs = record(trial)  # read once: the row's every field comes from it
-    state, feasible = _state(trial, attrs)
-    row: dict[str, Any] = {"number": trial.number, "state": state, "feasible": feasible}
-    row |= {k: number(v) for k, v in _metrics(trial, objectives, attrs).items()}
-    reason = attrs.get("reason")
-    if trial.number in retried:
-        reason = "interrupted: the search driver stopped"
-        if retried[trial.number] >= 0:
-            reason += f"; retried as trial {retried[trial.number]}"
-    row |= {
-        "epochs": attrs.get("epochs"),
-        "epochs_planned": attrs.get("epochs_planned"),
-        "wall_seconds": number(attrs.get("wall_seconds")),
-        "node": attrs.get("node"),
-        "reason": reason,
-        "arch": attrs.get("arch"),
-        "spec": attrs.get("spec"),
-        "checkpoint": attrs.get("checkpoint"),
-        # absent only in studies the searcher did not write: guess from the state
-        "launched": bool(
-            attrs.get("launched", state in ("complete", "pruned", "failed", "running"))
-        ),
-        "warm_start": attrs.get("warm_start"),  # the seed spec's label (search.seed_specs)
-        "curve": attrs.get("curve"),  # validation accuracy after each epoch trained
-        "datetime_start": trial.datetime_start,
-        "datetime_complete": trial.datetime_complete,
-    }
-    return row | {f"param.{k}": v for k, v in trial.params.items()}
-
-
-def _retries(study: optuna.Study, trials: list[optuna.trial.FrozenTrial]) -> dict[int, int]:
-    """Interrupted trial number → the number of its retry (-1: none, it was never launched)."""
-    retries = {t.number: record(t).get("retry_of") for t in trials}
-    retry_of = {int(first): n for n, first in retries.items() if first is not None}
-    return {n: retry_of.get(n, -1) for n in interrupted(study)}
-
-
-def load_results(
-    storage: str | Path | optuna.storages.BaseStorage | optuna.Study, study: str | None = None
-) -> pd.DataFrame:
-    """One row per trial of a search's study, sorted by trial number (see the module docstring).
-
-    ``storage`` is an Optuna storage URL, a storage, a SQLite file path, or a loaded study (then
-    ``study`` is ignored); ``study`` may be left out when the storage holds exactly one.
-    ``df.attrs`` holds ``objectives`` ([(metric, direction), ...]), ``budgets``, ``study`` and
-    ``planned_trials`` (``search.trials`` of its last run; None for studies that lack it).
-
-    After ``make demo``::
-
-        df = load_results("sqlite:///runs/digits/study.db")
-        df[df.state == "complete"][["accuracy", "macs", "latency_ms"]].describe()
-    """
-    st = _load_study(storage, study)
-    objectives = _objectives_of(st)
-    names = [m for m, _ in objectives]
-    trials = sorted(st.get_trials(deepcopy=False), key=lambda t: t.number)
-    retried = _retries(st, trials)
-    rows = [_row(t, names, retried) for t in trials]
-    metrics = METRICS.names() + [m for m in names if m not in METRICS]
-    params = list(dict.fromkeys(k for r in rows for k in r if k.startswith("param.")))
-    columns = ["number", "state", "feasible", *metrics, *RECORD, *params]
-    df = pd.DataFrame(rows, columns=columns)
-    df["number"] = df["number"].astype("int64")
-    df["state"] = df["state"].astype(object)
-    for col in ("feasible", "launched"):
-        df[col] = df[col].astype(bool)
-    for col in (*metrics, "wall_seconds"):
-        df[col] = pd.to_numeric(df[col], errors="coerce").astype("float64")
-    for col in ("epochs", "epochs_planned"):
-        df[col] = pd.to_numeric(df[col], errors="coerce").astype("Int64")
-    for col in ("datetime_start", "datetime_complete"):
-        df[col] = pd.to_datetime(df[col])
-    budgets = st.user_attrs.get("budgets") or {}
-    df.attrs["objectives"] = objectives
-    df.attrs["budgets"] = {k: float(v) for k, v in budgets.items() if isinstance(v, int | float)}
-    df.attrs["study"] = st.study_name
-    planned = st.user_attrs.get("planned_trials")
-    df.attrs["planned_trials"] = int(planned) if isinstance(planned, int | float) else None
-    return df
 
 
 # --- the front -------------------------------------------------------------------------------
@@ -326,7 +162,7 @@ class Tally:
 
     def __init__(self, study: optuna.Study) -> None:
         self.study = study
-        self.objectives = _objectives_of(study)
+        self.objectives = objectives_of(study)
         budgets = study.user_attrs.get("budgets") or {}
         self.budgets = {k: float(v) for k, v in budgets.items() if isinstance(v, int | float)}
         self.seen: set[int] = set()
@@ -341,13 +177,13 @@ class Tally:
             if trial.number in self.seen:
                 continue
             self.seen.add(trial.number)
-            row = _row(trial, names, {})  # the trial's load_results row
-            if row["state"] in self.counts:
-                self.counts[row["state"]] += 1
-            if row["state"] != "infeasible" or row["launched"]:  # not rejected before training
+            out = row(trial, names, {})  # the trial's load_results row
+            if out["state"] in self.counts:
+                self.counts[out["state"]] += 1
+            if out["state"] != "infeasible" or out["launched"]:  # not rejected before training
                 self.counts["done"] += 1
-            if row["feasible"]:
-                self.points.append([number(row.get(m)) for m in names])
+            if out["feasible"]:
+                self.points.append([number(out.get(m)) for m in names])
         if len(self.points) != before:
             self.front = self._front()
         return self.counts | self.front

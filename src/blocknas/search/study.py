@@ -11,7 +11,7 @@ from __future__ import annotations
 import warnings
 from contextlib import closing
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import optuna
 
@@ -26,7 +26,14 @@ INTERRUPTED = "interrupted"
 RECORD_ATTR = "record"
 
 
-def record(trial: optuna.trial.FrozenTrial | optuna.Trial) -> dict[str, Any]:
+class HasUserAttrs(Protocol):
+    """A trial as Optuna gives it, frozen or running, or as results read it."""
+
+    @property
+    def user_attrs(self) -> dict[str, Any]: ...
+
+
+def record(trial: HasUserAttrs) -> dict[str, Any]:
     """A trial's record: its user attributes with the searcher's packed ``record`` spread out
     (attributes set apart, like ``warm_start`` or ``retry_of`` given when a trial is queued,
     and every attribute of a study written before the record was packed, read as they are)."""
