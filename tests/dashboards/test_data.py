@@ -10,18 +10,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from blocknas import load_results, pareto_front
+from blocknas import pareto_front
 from blocknas.costmodel import cost
 from blocknas.dashboards import data
 from blocknas.search.anytime import anytime
 from blocknas.search.results import hypervolume, summary
+from blocknas.search.synthetic import BUDGET
+from blocknas.search.synthetic import EPOCHS as PLANNED
 from blocknas.spaces import ArchSpec
-from tests.dashboards.conftest import BUDGET, PLANNED
-
-
-@pytest.fixture(scope="module")
-def frames(studies: str) -> list[pd.DataFrame]:
-    return [load_results(studies, name) for name in ("alpha", "beta")]
 
 
 def test_studies_table_counts_match_the_summary(frames: list[pd.DataFrame]) -> None:
