@@ -79,7 +79,7 @@ def _figure(page: Any, graph: str) -> list[dict[str, Any]]:
     )
 
 
-def _front_numbers(page: Any) -> list[int]:
+def front_numbers(page: Any) -> list[int]:
     return sorted(next(t["ids"] for t in _figure(page, "front-graph") if t["name"] == "front"))
 
 
@@ -105,7 +105,7 @@ def test_studies_front_slider_and_trial(
 
     df = load_results(studies, "alpha")
     page.click("text=alpha")
-    assert _front_numbers(page) == sorted(pareto_front(df).number)
+    assert front_numbers(page) == sorted(pareto_front(df).number)
     page.screenshot(path=str(shots / "dashboard_front.png"), full_page=True)
 
     # tighten the MACs budget: exactly the front under it remains
@@ -116,11 +116,12 @@ def test_studies_front_slider_and_trial(
     expected = sorted(pareto_front(df[(df.macs <= limit) | (df.state != "complete")]).number)
     shown = f"front: {len(expected)} trials ({', '.join(map(str, expected))})"
     page.wait_for_function(f"() => document.querySelector('#front-size').innerText == '{shown}'")
-    assert _front_numbers(page) == expected
+    assert front_numbers(page) == expected
     page.screenshot(path=str(shots / "dashboard_front_budget.png"), full_page=True)
 
     # a click on a front point opens its trial: one box per layer, and the export command
     point = page.locator("#front-graph .scatterlayer .trace").first.locator("path.point").first
+    point.scroll_into_view_if_needed()
     where = point.bounding_box()  # a real click where it is drawn (plotly's layer takes it)
     page.mouse.click(where["x"] + where["width"] / 2, where["y"] + where["height"] / 2)
     page.wait_for_selector("#diagram .part")
@@ -131,6 +132,25 @@ def test_studies_front_slider_and_trial(
     page.screenshot(path=str(shots / "dashboard_trial.png"), full_page=True)
     page.close()
     assert db.read_bytes() == before  # read-only: not a byte of the study file changed
+
+
+def test_a_third_axis_draws_the_front_in_3d(studies: str, serve: Any, browser: Any) -> None:
+    base = serve()
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    page.goto(base + "/front?study=0:beta")
+    page.wait_for_selector("#front-graph .scatterlayer .trace")
+    page.click("#z")
+    page.keyboard.type("params")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#front-graph .gl-container canvas", timeout=30_000)
+    traces = page.evaluate(
+        """() => document.querySelector('#front-graph .js-plotly-plot').data
+              .map(t => ({name: t.name, type: t.type, ids: Array.from(t.customdata || [])}))"""
+    )
+    front = next(t for t in traces if t["name"] == "front")
+    assert {t["type"] for t in traces} == {"scatter3d"}
+    assert sorted(front["ids"]) == sorted(pareto_front(load_results(studies, "beta")).number)
+    page.close()
 
 
 def test_compare_shows_both_studies_with_their_hypervolumes(

@@ -1,5 +1,7 @@
 """The dashboard open while a real search runs: new trials appear without a reload, and the
-search, writing the same SQLite file the dashboard polls, meets no lock error."""
+search, writing the same SQLite file the dashboard polls, meets no lock error. Then the finished
+search's studies row, front and trial page, as the other dashboard tests check them on
+synthetic studies."""
 
 from __future__ import annotations
 
@@ -16,8 +18,11 @@ from typing import Any
 import yaml
 from werkzeug.serving import make_server
 
-from blocknas import load_results
+from blocknas import load_results, pareto_front
+from blocknas.dashboards import data
 from blocknas.dashboards.server import create_app
+from blocknas.spaces import ArchSpec
+from tests.dashboards.test_dashboard import front_numbers
 from tests.search.test_search import config
 
 TRIALS = 6
@@ -36,6 +41,29 @@ def _wait_for_study(url: str, proc: subprocess.Popen[bytes], seconds: float = 18
 
 def _done(page: Any) -> int:
     return int(page.locator("#studies .study-row").first.inner_text().split("\t")[2])
+
+
+def _the_finished_search(page: Any, url: str) -> None:
+    """The real search's study: the right counts, exactly its front, and a click on a front
+    point opens that trial with one box per layer."""
+    df = load_results(url)
+    expected = data.studies_table([df]).iloc[0]
+    cells = page.locator("#studies .study-row").first.inner_text().split("\t")
+    assert cells[2] == str(expected["done"])
+    assert cells[4:8] == [str(expected[k]) for k in ("complete", "pruned", "infeasible", "failed")]
+    page.click(f"text={df.attrs['study']}")
+    front = sorted(pareto_front(df).number)
+    assert front and front_numbers(page) == front
+    point = page.locator("#front-graph .scatterlayer .trace").first.locator("path.point").first
+    point.scroll_into_view_if_needed()
+    where = point.bounding_box()
+    page.mouse.click(where["x"] + where["width"] / 2, where["y"] + where["height"] / 2)
+    page.wait_for_selector("#diagram .part")
+    number = int(page.url.split("n=")[1])
+    assert number in front
+    spec = ArchSpec.from_json(df[df.number == number].spec.item())
+    assert page.locator("#diagram .part.layers").count() == len(spec.layers)
+    assert "blocknas export" in page.inner_text("#export-command")
 
 
 def test_a_running_search_shows_up_without_a_reload(
@@ -78,6 +106,7 @@ def test_a_running_search_shows_up_without_a_reload(
         assert page.evaluate("() => window.sameDocument === true")
         assert "finished" in page.locator("#studies .study-row").first.inner_text()
         page.screenshot(path=str(shots / "dashboard_live.png"))
+        _the_finished_search(page, url)
         page.close()
     finally:
         if server is not None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,8 +19,8 @@ from urllib.parse import parse_qs, urlencode
 import pandas as pd
 
 from blocknas.dashboards import data, figures
+from blocknas.dashboards.live import Studies
 from blocknas.metrics import METRICS
-from blocknas.search.results import load_results
 
 LOOPBACK = "127.0.0.1"
 TOKEN_ENV = "BLOCKNAS_DASHBOARD_TOKEN"
@@ -55,67 +54,6 @@ def check_host(host: str, token: str | None) -> None:
         raise ValueError(
             f"--host {host} is reachable from other machines: pass --token or set {TOKEN_ENV}"
         )
-
-
-class Studies:
-    """The studies of the storages, by key (``storage index:study name``).
-
-    Each storage and study is opened once, read-only, and kept: Optuna's storage keeps the
-    trials that finished, so a refresh reads only the trials that are new or still running.
-    """
-
-    def __init__(self, storages: Sequence[str]) -> None:
-        self.storages = list(storages)
-        self._opened: dict[int, Any] = {}
-        self._studies: dict[str, Any] = {}
-        self._lock = threading.Lock()  # the server answers requests on several threads
-
-    def _open_storage(self, index: int) -> Any:
-        from blocknas.search.study import storage_for
-
-        with self._lock:
-            if index not in self._opened:
-                self._opened[index] = storage_for(self.storages[index], create=False)
-            return self._opened[index]
-
-    def keys(self) -> list[str]:
-        import optuna
-
-        out = []
-        for i in range(len(self.storages)):
-            names = optuna.get_all_study_names(self._open_storage(i))
-            out += [f"{i}:{name}" for name in sorted(names)]
-        return out
-
-    def _locate(self, key: str) -> tuple[int, str]:
-        """(storage index, study name) of ``key``; a one-line error for a study not there."""
-        import optuna
-
-        index, _, name = key.partition(":")
-        known = index.isdigit() and int(index) < len(self.storages) and name
-        if known and name in optuna.get_all_study_names(self._open_storage(int(index))):
-            return int(index), name
-        raise ValueError(f"no study {key!r}; studies: {', '.join(self.keys())}")
-
-    def where(self, key: str) -> tuple[str, str]:
-        """(storage URL, study name) of ``key``."""
-        index, name = self._locate(key)
-        return self.storages[index], name
-
-    def frame(self, key: str) -> pd.DataFrame:
-        """The study's results now (its trials as :func:`load_results` gives them)."""
-        import optuna
-
-        with self._lock:
-            study = self._studies.get(key)
-        if study is None:
-            index, name = self._locate(key)
-            sampler = optuna.samplers.RandomSampler()  # never samples
-            storage = self._open_storage(index)
-            study = optuna.load_study(study_name=name, storage=storage, sampler=sampler)
-            with self._lock:
-                self._studies[key] = study
-        return load_results(study)
 
 
 def page_link(page: str, **query: Any) -> str:
@@ -172,6 +110,7 @@ def _front_controls(df: pd.DataFrame) -> list[Any]:
     return [
         dcc.Dropdown(metrics, costs[0] if costs else "macs", id="x", clearable=False),
         dcc.Dropdown(metrics, "accuracy", id="y", clearable=False),
+        dcc.Dropdown(metrics, None, id="z", placeholder="third axis (3-D)"),
         dcc.Dropdown(colours, None, id="color", placeholder="colour by"),
         dcc.Checklist(
             ["dominated", "infeasible", "pruned"], ["dominated", "pruned"], id="show", inline=True
@@ -191,6 +130,7 @@ def _front_page(studies: Studies, key: str) -> Any:
             html.Div(_front_controls(df), id="controls"),
             dash.dcc.Graph(id="front-graph", style={"height": "600px"}),
             html.Div(id="front-size"),
+            dash.dcc.Store(id="front-version"),
         ]
     )
 

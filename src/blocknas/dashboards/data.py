@@ -24,6 +24,8 @@ from blocknas.spaces import ArchSpec
 
 #: how each plotted trial is drawn, by what it is
 KINDS = ("front", "dominated", "infeasible", "pruned", "failed", "running")
+#: the most points a front figure draws (see :func:`drawable`)
+MAX_POINTS = 20_000
 #: what a point's hover shows besides its axes
 HOVER = ("number", "arch", "accuracy", "test_accuracy", "macs", "params", "latency_ms", "reason")
 
@@ -118,16 +120,19 @@ def front_points(
     z: str | None = None,
     color: str | None = None,
     budgets: Mapping[str, float] | None = None,
+    front: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Every trial that can be placed on the axes, with its ``kind`` (:data:`KINDS`) and what
     hovering shows; a trial stopped before its end sits at its last epoch's accuracy
     (``partial``). ``color`` is a metric or a searched choice (``block``, ``op``: the value
-    most of its layers use). ``budgets`` tighten the search's (see :func:`under_budgets`)."""
+    most of its layers use). ``budgets`` tighten the search's (see :func:`under_budgets`).
+    ``front``: :func:`~blocknas.pareto_front` of ``df`` when already known (the dashboard
+    keeps it as trials arrive); used only when no budget tightens the search's."""
     metrics = _metric_columns(df)
     for axis in (x, y, *([z] if z else [])):
         _check(axis, metrics, "axis")
     view = under_budgets(df, budgets)
-    on_front = set(pareto_front(view).number)
+    on_front = set((pareto_front(view) if front is None or budgets else front).number)
     kind = view["state"].map(
         {"complete": "dominated", "pruned": "pruned", "failed": "failed", "running": "running"}
     )
@@ -145,6 +150,31 @@ def front_points(
         out["color"] = view[color].values if color in metrics else dominant(view, color).values
     keep = out[["x", "y", *(["z"] if z else [])]].notna().all(axis=1) & out.kind.isin(KINDS)
     return out[keep].reset_index(drop=True)
+
+
+def drawable(points: pd.DataFrame, limit: int = MAX_POINTS) -> tuple[pd.DataFrame, int]:
+    """At most ``limit`` of :func:`front_points`, and how many were left out: every front and
+    running trial, and an even share of the rest (every k-th by trial number), so that a
+    study of 100,000 trials still draws in a browser."""
+    keep = points.kind.isin(["front", "running"])
+    rest = np.flatnonzero(~keep.to_numpy())
+    room = max(limit - int(keep.sum()), 0)
+    if len(rest) <= room:
+        return points, 0
+    chosen = rest[np.linspace(0, len(rest) - 1, room).round().astype(int)] if room else rest[:0]
+    mask = keep.to_numpy().copy()
+    mask[chosen] = True
+    return points[mask].reset_index(drop=True), int(len(points) - mask.sum())
+
+
+def front_caption(points: pd.DataFrame, left_out: int = 0, listed: int = 40) -> str:
+    """``front: 7 trials (3, 12, ...)``, and what :func:`drawable` left out."""
+    numbers = sorted(points.loc[points.kind == "front", "number"])
+    shown = ", ".join(map(str, numbers[:listed])) + (", …" if len(numbers) > listed else "")
+    text = f"front: {len(numbers)} trials ({shown})"
+    if left_out:
+        text += f"; {left_out:,} other trials not drawn (an even sample of them is)"
+    return text
 
 
 # --- convergence and comparison ------------------------------------------------------------

@@ -18,9 +18,13 @@ STYLE: dict[str, dict[str, Any]] = {
     "dominated": {"color": "#1f77b4", "size": 7, "symbol": "circle"},
     "infeasible": {"color": "#9e9e9e", "size": 7, "symbol": "x"},
     "pruned": {"color": "#ff7f0e", "size": 6, "symbol": "circle-open"},
-    "failed": {"color": "#000000", "size": 6, "symbol": "x-thin-open"},
+    "failed": {"color": "#000000", "size": 6, "symbol": "x-open"},
     "running": {"color": "#2ca02c", "size": 8, "symbol": "star"},
 }
+#: 3-D scatters know fewer marker symbols: these stand in
+SYMBOLS_3D = {"star": "cross", "x-open": "x"}
+#: a trace of more points than this is drawn with WebGL
+GL_POINTS = 2_000
 
 
 def label(metric: str) -> str:
@@ -66,7 +70,8 @@ def front_figure(
         pts = points[points.kind == kind]
         if pts.empty:
             continue
-        marker = {"color": style["color"], "size": style["size"], "symbol": style["symbol"]}
+        symbol = SYMBOLS_3D.get(style["symbol"], style["symbol"]) if three else style["symbol"]
+        marker = {"color": style["color"], "size": style["size"], "symbol": symbol}
         if (
             "color" in pts
             and kind in ("front", "dominated")
@@ -83,6 +88,8 @@ def front_figure(
         }
         if three:
             fig.add_trace(go.Scatter3d(x=pts.x, y=pts.y, z=pts.z, **common))
+        elif len(pts) > GL_POINTS:  # WebGL: thousands of points stay fast to draw and zoom
+            fig.add_trace(go.Scattergl(x=pts.x, y=pts.y, **common))
         else:
             fig.add_trace(go.Scatter(x=pts.x, y=pts.y, **common))
     if not three:

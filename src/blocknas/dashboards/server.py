@@ -57,35 +57,39 @@ def _front_callback(app: Any, studies: Studies) -> None:
     @app.callback(
         Output("front-graph", "figure"),
         Output("front-size", "children"),
+        Output("front-version", "data"),
         Input("x", "value"),
         Input("y", "value"),
+        Input("z", "value"),
         Input("color", "value"),
         Input("show", "value"),
         Input({"budget": dash.ALL}, "value"),
         Input("tick", "n_intervals"),
         State({"budget": dash.ALL}, "id"),
+        State({"budget": dash.ALL}, "max"),
         State("url", "search"),
+        State("front-version", "data"),
     )
-    def draw(
-        x: str,
-        y: str,
-        color: str | None,
-        show: list[str],
-        limits: list[float],
-        _tick: int,
-        ids: list[dict[str, str]],
-        search: str,
-    ) -> Any:
+    def draw(*args: Any) -> Any:
+        *axes, color, show, limits, _tick, ids, tops, search, seen = args
         key = parse_qs(search.lstrip("?"))["study"][0]
-        df = studies.frame(key)
-        budgets = {i["budget"]: v for i, v in zip(ids, limits, strict=True) if v is not None}
-        points = data.front_points(df, x, y, color=color, budgets=budgets)
+        live = studies.live(key)
+        df = live.frame()
+        if dash.ctx.triggered_id == "tick" and seen == live.version:
+            raise dash.exceptions.PreventUpdate  # nothing new: the figure stays as it is
+        x, y, z = axes
+        # a slider left at its top (the search's budget) tightens nothing
+        budgets = {
+            i["budget"]: v
+            for i, v, top in zip(ids, limits, tops, strict=True)
+            if v is not None and v < top
+        }
+        points = data.front_points(df, x, y, z=z, color=color, budgets=budgets, front=live.front())
         hidden = {"dominated", "infeasible", "pruned", "failed"} - set(show or [])
-        points = points[~points.kind.isin(hidden)]
-        fig = figures.front_figure(points, (x, y), df.attrs["budgets"])
-        fig.update_layout(uirevision=f"{key} {x} {y}")  # a refresh keeps the user's zoom
-        front = points[points.kind == "front"]
-        return fig, f"front: {len(front)} trials ({', '.join(map(str, sorted(front.number)))})"
+        points, left_out = data.drawable(points[~points.kind.isin(hidden)])
+        fig = figures.front_figure(points, (x, y, z) if z else (x, y), df.attrs["budgets"])
+        fig.update_layout(uirevision=f"{key} {x} {y} {z}")  # a refresh keeps the user's zoom
+        return fig, data.front_caption(points, left_out), live.version
 
     @app.callback(
         Output("url", "href"),
@@ -114,6 +118,7 @@ def create_app(
     dash = require_dash()
     dcc, html = dash.dcc, dash.html
     studies = Studies(discover(storages))
+    studies.warm()  # the first page finds the studies read
     app = dash.Dash(__name__, title="blocknas", suppress_callback_exceptions=True)
     if token:
         _guard(app.server, token)
