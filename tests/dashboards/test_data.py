@@ -172,3 +172,6 @@ def test_importance_finds_the_choice_that_decides_accuracy(frames: list[pd.DataF
     # only choices every feasible complete trial made
     assert all(df.loc[done, f"param.{p}"].notna().all() for p in ranked.param)
     assert data.importance(df[~done]).empty
+    sample = data.importance(df, limit=20)  # large studies: an even sample of the trials
+    assert sample.attrs == {"trials": 20, "of": int(done.sum())}
+    assert sample.importance.sum() == pytest.approx(1.0)

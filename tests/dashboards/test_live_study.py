@@ -72,3 +72,18 @@ def test_drawable_keeps_the_front_and_thins_the_rest_evenly() -> None:
     assert none == 0 and len(same) == 3_000
     caption = data.front_caption(drawn, left_out)
     assert caption.startswith("front: 100 trials (0, 1000, ") and "95,000 other trials" in caption
+
+
+def test_derived_values_are_computed_once_per_version(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    study = synthetic_study(url, "s", 40, seed=2)
+    live = LiveStudy(storage_for(url, create=False), "s")
+    calls: list[int] = []
+
+    def count(df: pd.DataFrame) -> int:
+        calls.append(len(df))
+        return len(df)
+
+    assert live.derived("n", count) == live.derived("n", count) == 40
+    _complete(study, 0.5, 1e5)
+    assert live.derived("n", count) == 41 and calls == [40, 41]

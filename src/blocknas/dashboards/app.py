@@ -216,17 +216,26 @@ def _compare_page(studies: Studies, keys: list[str]) -> Any:
     )
 
 
+def importance_table(studies: Studies, key: str) -> Any:
+    """The importance table of the insights page (filled after the page: fANOVA takes
+    seconds), computed once per version of the study."""
+    html = require_dash().html
+    ranked = studies.live(key).derived("importance", data.importance)
+    head = html.Tr([html.Th("parameter"), html.Th("importance")])
+    rows = [
+        html.Tr([html.Td(r["param"]), html.Td(f"{r['importance']:.3f}")])
+        for r in ranked.to_dict("records")
+    ]
+    used, of = ranked.attrs.get("trials", 0), ranked.attrs.get("of", 0)
+    note = f"over {used:,} of {of:,} trials, an even sample" if used < of else ""
+    return [html.Table([head, *rows], id="importance"), html.P(note)]
+
+
 def _insights_page(studies: Studies, key: str) -> Any:
     dash = require_dash()
     dcc, html = dash.dcc, dash.html
     df = studies.frame(key)
     effects = data.choice_effects(df)
-    ranked = data.importance(df).round({"importance": 3})
-    head = html.Tr([html.Th("parameter"), html.Th("importance")])
-    rows = [
-        html.Tr([html.Td(r["param"]), html.Td(str(r["importance"]))])
-        for r in ranked.to_dict("records")
-    ]
     graphs = [
         dcc.Graph(figure=figures.effects_figure(effects, c), id=f"effects-{c}", className="effects")
         for c in effects.choice.unique()
@@ -240,7 +249,7 @@ def _insights_page(studies: Studies, key: str) -> Any:
             ),
             *graphs,
             html.H3("parameter importance for accuracy (fANOVA, choices every trial made)"),
-            html.Table([head, *rows], id="importance"),
+            dcc.Loading(html.Div(id="importance-box")),
         ]
     )
 

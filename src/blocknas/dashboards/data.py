@@ -19,7 +19,13 @@ import pandas as pd
 from blocknas.costmodel import breakdown
 from blocknas.metrics import METRICS
 from blocknas.search.anytime import spent
-from blocknas.search.results import hypervolume, pareto_front, reference_point, summary
+from blocknas.search.results import (
+    hypervolume,
+    normalised_volume,
+    pareto_front,
+    reference_point,
+    summary,
+)
 from blocknas.spaces import ArchSpec
 
 #: how each plotted trial is drawn, by what it is
@@ -198,7 +204,7 @@ def hypervolume_curve(
         point = losses[i]
         if usable[i] and not (losses[front] <= point).all(axis=1).any():  # not dominated
             front = [j for j in front if not (point <= losses[j]).all()] + [i]
-            current = hypervolume(_with_attrs(s.iloc[front], df), reference=ref)
+            current = normalised_volume(losses[front], objectives, ref)
         values.append(current)
     return pd.DataFrame(
         {
@@ -208,11 +214,6 @@ def hypervolume_curve(
             "hypervolume": values,
         }
     )
-
-
-def _with_attrs(frame: pd.DataFrame, source: pd.DataFrame) -> pd.DataFrame:
-    frame.attrs = dict(source.attrs)
-    return frame
 
 
 def common_reference(frames: Sequence[pd.DataFrame]) -> dict[str, float]:
@@ -293,17 +294,24 @@ def choice_effects(df: pd.DataFrame) -> pd.DataFrame:
     return out[columns].reset_index(drop=True)
 
 
-def importance(df: pd.DataFrame, *, seed: int = 0) -> pd.DataFrame:
+def importance(df: pd.DataFrame, *, seed: int = 0, limit: int = 1000) -> pd.DataFrame:
     """Optuna's parameter importance (fANOVA) for validation accuracy, over the feasible
     complete trials and the choices every one of them made (a layer that exists only in deeper
-    networks is left out): columns ``param``, ``importance`` (summing to 1), largest first."""
+    networks is left out): columns ``param``, ``importance`` (summing to 1), largest first.
+    fANOVA takes seconds per thousand trials: beyond ``limit``, an even sample of them (by
+    trial number) is used; ``attrs`` holds ``trials`` (used) and ``of`` (there were)."""
     import optuna
 
     done = df[(df.state == "complete") & df.feasible & df.accuracy.notna()]
+    counts = {"trials": min(len(done), limit), "of": len(done)}
+    if len(done) > limit:
+        done = done.iloc[np.linspace(0, len(done) - 1, limit).round().astype(int)]
     cols = [c for c in df.columns if c.startswith("param.") and done[c].notna().all()]
     cols = [c for c in cols if done[c].nunique() > 1]
     if len(done) < 2 or not cols:
-        return pd.DataFrame(columns=["param", "importance"])
+        out = pd.DataFrame(columns=["param", "importance"])
+        out.attrs |= counts
+        return out
     dists: dict[str, optuna.distributions.BaseDistribution] = {
         c.removeprefix("param."): optuna.distributions.CategoricalDistribution(
             sorted(done[c].unique().tolist())
@@ -326,7 +334,9 @@ def importance(df: pd.DataFrame, *, seed: int = 0) -> pd.DataFrame:
     )
     evaluator = optuna.importance.FanovaImportanceEvaluator(seed=seed)
     found = optuna.importance.get_param_importances(study, evaluator=evaluator)
-    return pd.DataFrame({"param": list(found), "importance": list(found.values())})
+    out = pd.DataFrame({"param": list(found), "importance": list(found.values())})
+    out.attrs |= counts
+    return out
 
 
 # --- the trial page ------------------------------------------------------------------------

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar, cast
 
 import pandas as pd
 
@@ -20,6 +20,7 @@ from blocknas.search.reading import StudyReader
 from blocknas.search.results import pareto_front
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class LiveStudy:
@@ -31,6 +32,7 @@ class LiveStudy:
         self._version = 0  # the reader's version the front was computed for
         self._front: pd.DataFrame | None = None
         self.compared = 0  #: rows the last front update compared
+        self._derived: dict[str, tuple[int, Any]] = {}  # name → (version, value)
 
     def frame(self) -> pd.DataFrame:
         """The study's results now (:func:`~blocknas.load_results`'s frame)."""
@@ -46,6 +48,18 @@ class LiveStudy:
         self.frame()
         assert self._front is not None  # set by frame()
         return self._front
+
+    def derived(self, name: str, compute: Callable[[pd.DataFrame], T]) -> T:
+        """``compute(frame)``, computed again only when the frame has changed (for what takes
+        seconds on a large study, like the parameter importance)."""
+        df = self.frame()
+        with self._lock:
+            version, value = self._derived.get(name, (-1, None))
+        if version != self.reader.version:
+            value = compute(df)
+            with self._lock:
+                self._derived[name] = (self.reader.version, value)
+        return cast(T, value)
 
     @property
     def version(self) -> int:

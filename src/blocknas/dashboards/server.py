@@ -15,6 +15,7 @@ from blocknas.dashboards.app import (
     Studies,
     check_host,
     discover,
+    importance_table,
     page_link,
     render,
     require_dash,
@@ -148,6 +149,10 @@ def create_app(
     )
     def download(_clicks: int, spec: dict[str, str]) -> Any:
         return {"content": spec["spec"], "filename": f"{spec['name']}.json"}
+
+    @app.callback(dash.Output("importance-box", "children"), dash.Input("url", "search"))
+    def importance(search: str) -> Any:
+        return importance_table(studies, parse_qs(search.lstrip("?"))["study"][0])
 
     _front_callback(app, studies)
     return app

@@ -108,13 +108,19 @@ def hypervolume(
         )
     ref |= {k: float(v) for k, v in (reference or {}).items()}
     front = pareto_front(df, objs)
-    if front.empty:
-        return 0.0
+    return normalised_volume(_losses(front, objs), objs, ref) if len(front) else 0.0
+
+
+def normalised_volume(
+    losses: np.ndarray, objectives: list[tuple[str, str]], ref: Mapping[str, float]
+) -> float:
+    """The volume that loss vectors (maximised objectives negated) dominate in the unit box:
+    accuracy as it is, each cost over its reference; :func:`hypervolume` of those points."""
     if not all(np.isfinite(v) and v > 0 for v in ref.values()):
-        raise ValueError(f"every reference must be a positive number, got {ref}")
-    scale = np.array([1.0 if d == "maximize" else ref[m] for m, d in objs])
-    losses = _losses(front, objs) / scale
-    box = np.array([0.0 if d == "maximize" else 1.0 for _, d in objs])
+        raise ValueError(f"every reference must be a positive number, got {dict(ref)}")
+    scale = np.array([1.0 if d == "maximize" else ref[m] for m, d in objectives])
+    box = np.array([0.0 if d == "maximize" else 1.0 for _, d in objectives])
+    losses = losses / scale
     return round(float(dominated_volume(losses[(losses < box).all(axis=1)], box)), 12)
 
 
