@@ -134,7 +134,9 @@ def test_studies_front_slider_and_trial(
     assert db.read_bytes() == before  # read-only: not a byte of the study file changed
 
 
-def test_a_third_axis_draws_the_front_in_3d(studies: str, serve: Any, browser: Any) -> None:
+def test_a_third_axis_draws_the_front_in_3d(
+    studies: str, serve: Any, browser: Any, shots: Path
+) -> None:
     base = serve()
     page = browser.new_page(viewport={"width": 1280, "height": 1000})
     page.goto(base + "/front?study=0:beta")
@@ -150,6 +152,7 @@ def test_a_third_axis_draws_the_front_in_3d(studies: str, serve: Any, browser: A
     front = next(t for t in traces if t["name"] == "front")
     assert {t["type"] for t in traces} == {"scatter3d"}
     assert sorted(front["ids"]) == sorted(pareto_front(load_results(studies, "beta")).number)
+    page.screenshot(path=str(shots / "dashboard_front_3d.png"), full_page=True)
     page.close()
 
 

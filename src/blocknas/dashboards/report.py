@@ -76,15 +76,15 @@ def _study_section(page: _Page, df: pd.DataFrame, storage: str) -> None:
     axes = (costs[0] if costs else "macs", "accuracy")
     if len(objectives) == 3:
         axes3 = (costs[0], costs[1], "accuracy")
-        page.figure(
-            figures.front_figure(data.front_points(df, *axes3[:2], z="accuracy"), axes3),
-            f"front3d-{name}",
-        )
-    points = data.front_points(df, *axes)
+        points3, _ = data.drawable(data.front_points(df, *axes3[:2], z="accuracy"))
+        page.figure(figures.front_figure(points3, axes3), f"front3d-{name}")
+    points, left_out = data.drawable(data.front_points(df, *axes))
     page.figure(
         figures.front_figure(points, axes, df.attrs["budgets"], title=f"front of {name}"),
         f"front-{name}",
     )
+    if left_out:
+        page.text("p", data.front_caption(points, left_out))
     front = pareto_front(df)
     page.text("h3", f"the front: {len(front)} architectures")
     page.table(
