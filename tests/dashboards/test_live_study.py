@@ -87,3 +87,14 @@ def test_derived_values_are_computed_once_per_version(tmp_path: Path) -> None:
     assert live.derived("n", count) == live.derived("n", count) == 40
     _complete(study, 0.5, 1e5)
     assert live.derived("n", count) == 41 and calls == [40, 41]
+
+
+def test_a_study_of_three_objectives_opens_in_3d(frames: list) -> None:
+    from blocknas.dashboards.app import _front_controls
+
+    df = frames[0].copy()
+    z = {c.id: c.value for c in _front_controls(df) if getattr(c, "id", None) in ("x", "z")}
+    assert z == {"x": "macs", "z": None}
+    df.attrs = df.attrs | {"objectives": [*df.attrs["objectives"], ("params", "minimize")]}
+    z = {c.id: c.value for c in _front_controls(df) if getattr(c, "id", None) in ("x", "z")}
+    assert z == {"x": "macs", "z": "params"}

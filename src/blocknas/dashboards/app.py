@@ -90,6 +90,7 @@ def _front_controls(df: pd.DataFrame) -> list[Any]:
     metrics = [m for m in data.HOVER if m in df and m != "number" and df[m].dtype == float]
     metrics = [m for m in metrics if df[m].notna().any()]
     costs = [m for m, d in df.attrs["objectives"] if d == "minimize"]
+    third = costs[1] if len(costs) > 1 and costs[1] in metrics else None  # 3 objectives: 3-D
     sliders = []
     for metric in ("macs", "params", "latency_ms"):
         if metric not in df:
@@ -110,7 +111,7 @@ def _front_controls(df: pd.DataFrame) -> list[Any]:
     return [
         dcc.Dropdown(metrics, costs[0] if costs else "macs", id="x", clearable=False),
         dcc.Dropdown(metrics, "accuracy", id="y", clearable=False),
-        dcc.Dropdown(metrics, None, id="z", placeholder="third axis (3-D)"),
+        dcc.Dropdown(metrics, third, id="z", placeholder="third axis (3-D)"),
         dcc.Dropdown(colours, None, id="color", placeholder="colour by"),
         dcc.Checklist(
             ["dominated", "infeasible", "pruned"], ["dominated", "pruned"], id="show", inline=True

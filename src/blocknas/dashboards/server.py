@@ -71,14 +71,24 @@ def _front_callback(app: Any, studies: Studies) -> None:
         State("url", "search"),
         State("front-version", "data"),
     )
-    def draw(*args: Any) -> Any:
-        *axes, color, show, limits, _tick, ids, tops, search, seen = args
+    def draw(
+        x: str,
+        y: str,
+        z: str | None,
+        color: str | None,
+        show: list[str],
+        limits: list[float],
+        _tick: int,
+        ids: list[dict[str, str]],
+        tops: list[float],
+        search: str,
+        seen: int | None,
+    ) -> Any:
         key = parse_qs(search.lstrip("?"))["study"][0]
         live = studies.live(key)
         df = live.frame()
         if dash.ctx.triggered_id == "tick" and seen == live.version:
             raise dash.exceptions.PreventUpdate  # nothing new: the figure stays as it is
-        x, y, z = axes
         # a slider left at its top (the search's budget) tightens nothing
         budgets = {
             i["budget"]: v
