@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck hadolint chromium pytest bench bench-quality clean
+.PHONY: demo test lint typecheck hadolint chromium pytest bench bench-quality bench-dashboard clean
 
 # Create the venv and install the package with its dev tools once; re-run only when
 # pyproject.toml changes.
@@ -54,6 +54,15 @@ bench: $(STAMP)
 bench-quality: $(STAMP)
 	$(PY) bench/bench_quality.py
 	$(PY) bench/replay_stopping.py
+
+# The dashboard at scale: time to a drawn front against optuna-dashboard on the same
+# 10,000-trial study, then blocknas alone at 100,000 (docs/benchmarks.md). The studies are
+# written the first time (minutes; 100,000 trials take about half an hour) and cached in
+# bench/.cache.
+bench-dashboard: $(STAMP) chromium
+	$(PY) -m pip install -q 'optuna-dashboard==0.21.0'
+	$(PY) bench/bench_dashboard.py --trials 10000
+	$(PY) bench/bench_dashboard.py --trials 100000 --repeats 3 --only-blocknas
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

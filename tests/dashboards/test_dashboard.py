@@ -17,7 +17,7 @@ from werkzeug.serving import make_server
 
 from blocknas import load_results, pareto_front
 from blocknas.cli import app as cli
-from blocknas.dashboards import data
+from blocknas.dashboards import data, trial
 from blocknas.dashboards.app import check_host
 from blocknas.dashboards.server import create_app
 from blocknas.spaces import ArchSpec
@@ -128,7 +128,7 @@ def test_studies_front_slider_and_trial(
     number = int(page.url.split("n=")[1])
     spec = ArchSpec.from_json(df[df.number == number].spec.item())
     assert page.locator("#diagram .part.layers").count() == len(spec.layers)
-    assert page.inner_text("#export-command") == data.export_command(studies, "alpha", number)
+    assert page.inner_text("#export-command") == trial.export_command(studies, "alpha", number)
     page.screenshot(path=str(shots / "dashboard_trial.png"), full_page=True)
     page.close()
     assert db.read_bytes() == before  # read-only: not a byte of the study file changed

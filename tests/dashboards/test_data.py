@@ -12,7 +12,7 @@ import pytest
 
 from blocknas import pareto_front
 from blocknas.costmodel import cost
-from blocknas.dashboards import data
+from blocknas.dashboards import data, trial
 from blocknas.search.anytime import anytime
 from blocknas.search.results import hypervolume, summary
 from blocknas.search.synthetic import BUDGET
@@ -132,7 +132,7 @@ def test_layer_table_adds_up_to_the_cost(frames: list[pd.DataFrame]) -> None:
     row = done.loc[done.spec.str.count('"adaptor": true').idxmax()]  # one with adaptors
     spec = ArchSpec.from_json(row.spec)
     assert any(layer.adaptor for layer in spec.layers)
-    table = data.layer_table(row.spec)
+    table = trial.layer_table(row.spec)
     layers = table[table.kind == "layers"]
     assert len(layers) == len(spec.layers)
     assert list(layers.block) == [layer.block for layer in spec.layers]
@@ -147,13 +147,13 @@ def test_layer_table_adds_up_to_the_cost(frames: list[pd.DataFrame]) -> None:
 def test_learning_curve_and_export_command(frames: list[pd.DataFrame]) -> None:
     df = frames[0]
     pruned = df[df.state == "pruned"].iloc[0].to_dict()
-    lc = data.learning_curve(pruned)
+    lc = trial.learning_curve(pruned)
     assert lc["epoch"] == [1] and lc["stopped_at"] == 1 and lc["planned"] == PLANNED
     done = df[df.state == "complete"].iloc[0].to_dict()
-    lc = data.learning_curve(done)
+    lc = trial.learning_curve(done)
     assert lc["accuracy"] == done["curve"] and lc["stopped_at"] is None
-    assert data.learning_curve({"curve": json.dumps([0.5, 0.6])})["epoch"] == [1, 2]
-    cmd = data.export_command("sqlite:///runs/my study/study.db", "alpha", 7)
+    assert trial.learning_curve({"curve": json.dumps([0.5, 0.6])})["epoch"] == [1, 2]
+    cmd = trial.export_command("sqlite:///runs/my study/study.db", "alpha", 7)
     assert shlex.split(cmd) == [
         *("blocknas", "export", "--storage", "sqlite:///runs/my study/study.db"),
         *("--study", "alpha", "--trial", "7", "--out", "export/alpha-trial7"),

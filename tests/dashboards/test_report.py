@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from blocknas import load_results, pareto_front
 from blocknas.cli import app
-from blocknas.dashboards import data
+from blocknas.dashboards import trial
 from blocknas.dashboards.report import write_report
 
 
@@ -30,7 +30,7 @@ def test_the_report_holds_every_study_and_their_fronts(studies: str, report: Pat
         assert sorted(map(int, rows)) == sorted(front.number)
         for n in front.number:  # each front architecture: its layers and its export command
             assert f'id="layers-{name}-{n}"' in text
-            cmd = data.export_command(studies, name, int(n))
+            cmd = trial.export_command(studies, name, int(n))
             assert cmd.replace('"', "&quot;").replace("'", "&#x27;") in text
         assert f'id="convergence-{name}"' in text and f'id="insights-{name}"' in text
 

@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, urlencode
 
 import pandas as pd
 
-from blocknas.dashboards import data, figures
+from blocknas.dashboards import data, figures, trial
 from blocknas.dashboards.live import Studies
 from blocknas.metrics import METRICS
 
@@ -176,7 +176,7 @@ def _trial_page(studies: Studies, key: str, number: int) -> Any:
     if rows.empty:
         raise ValueError(f"no trial {number} in {key}; trials 0-{len(df) - 1}")
     row = rows.iloc[0].to_dict()
-    layers = data.layer_table(row["spec"])
+    layers = trial.layer_table(row["spec"])
     storage, name = studies.where(key)
     return html.Div(
         [
@@ -185,8 +185,8 @@ def _trial_page(studies: Studies, key: str, number: int) -> Any:
             html.P(_measured(row), id="measured"),
             html.Div([_part_box(r) for r in layers.to_dict("records")], id="diagram"),
             dcc.Graph(figure=figures.layers_figure(layers), id="layers-graph"),
-            dcc.Graph(figure=figures.curve_figure(data.learning_curve(row)), id="curve-graph"),
-            html.Pre(data.export_command(storage, name, number), id="export-command"),
+            dcc.Graph(figure=figures.curve_figure(trial.learning_curve(row)), id="curve-graph"),
+            html.Pre(trial.export_command(storage, name, number), id="export-command"),
             html.Details(
                 [
                     html.Summary("the spec (JSON)"),

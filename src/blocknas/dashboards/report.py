@@ -17,7 +17,7 @@ import optuna
 import pandas as pd
 import plotly.graph_objects as go
 
-from blocknas.dashboards import data, figures
+from blocknas.dashboards import data, figures, trial
 from blocknas.metrics import METRICS
 from blocknas.search.results import load_results, pareto_front
 from blocknas.search.study import storage_for
@@ -96,9 +96,9 @@ def _study_section(page: _Page, df: pd.DataFrame, storage: str) -> None:
             f"<details><summary>trial {row.number}: {html.escape(row.arch)}</summary>"
         )
         page.figure(
-            figures.layers_figure(data.layer_table(row.spec)), f"layers-{name}-{row.number}"
+            figures.layers_figure(trial.layer_table(row.spec)), f"layers-{name}-{row.number}"
         )
-        page.text("pre", data.export_command(storage, name, int(row.number)))
+        page.text("pre", trial.export_command(storage, name, int(row.number)))
         page.parts.append("</details>")
     page.figure(figures.hypervolume_figure(data.hypervolume_curve(df)), f"convergence-{name}")
     effects = data.choice_effects(df)
