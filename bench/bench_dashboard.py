@@ -252,6 +252,9 @@ def main() -> None:
     parser.add_argument(
         "--only-blocknas", action="store_true", help="skip optuna-dashboard (very large studies)"
     )
+    parser.add_argument(
+        "--small", type=int, default=300, help="also time blocknas on a study this small (0: no)"
+    )
     args = parser.parse_args()
     if not args.only_blocknas and not (BIN / "optuna-dashboard").exists():
         sys.exit("optuna-dashboard is not installed: pip install optuna-dashboard==0.21.0")
@@ -267,13 +270,19 @@ def main() -> None:
             except RuntimeError as e:
                 result = {"error": str(e)}
             results.append({"dashboard": board.name} | result)
+        small = {}  # the same page on a small study: what does not depend on the study's size
+        if args.small:
+            small = measure(browser, BLOCKNAS, make_study(args.small), args.repeats, args.timeout)
     pages = page_times(db)
     version = "not run" if args.only_blocknas else importlib.metadata.version("optuna-dashboard")
     report: dict[str, Any] = {"machine": machine(), "optuna-dashboard": version, "study": str(db)}
     report |= {"trials": args.trials, "repeats": args.repeats, "results": results}
-    report |= {"ratio": ratio(results), "blocknas_pages_s": pages}
+    report |= {"ratio": ratio(results), "blocknas_pages_s": pages, "blocknas_small": small}
     header = f"\nmachine: {report['machine']}; optuna-dashboard {version}"
     print(header, *table(results, args.trials), sep="\n")
+    if small:
+        times = (f"{small['first_s']:.2f}", f"{small['warm_median_s']:.2f}")
+        print(ROW.format("blocknas, small study", args.small, small["points"], *times))
     print(
         "blocknas, seconds to build each page:", ", ".join(f"{k} {v:.2f}" for k, v in pages.items())
     )
