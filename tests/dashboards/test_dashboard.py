@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from blocknas.cli import app as cli
 from blocknas.dashboards import data, trial
 from blocknas.dashboards.app import check_host
 from blocknas.dashboards.server import create_app
+from blocknas.search.reading import StudyReader
 from blocknas.spaces import ArchSpec
 
 
@@ -28,8 +30,9 @@ def serve(studies: str) -> Iterator[Any]:
     """Start the dashboard on a free loopback port; returns its base URL. Stopped at the end."""
     servers = []
 
-    def start(token: str | None = None) -> str:
-        server = make_server("127.0.0.1", 0, create_app([studies], token=token).server)
+    def start(token: str | None = None, refresh_s: float = 5.0) -> str:
+        app = create_app([studies], token=token, refresh_s=refresh_s)
+        server = make_server("127.0.0.1", 0, app.server, threaded=True)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         servers.append(server)
         return f"http://127.0.0.1:{server.server_port}"
@@ -132,6 +135,30 @@ def test_studies_front_slider_and_trial(
     page.screenshot(path=str(shots / "dashboard_trial.png"), full_page=True)
     page.close()
     assert db.read_bytes() == before  # read-only: not a byte of the study file changed
+
+
+def test_a_first_read_slower_than_the_refresh_still_shows_the_page(
+    serve: Any, browser: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refresh that fires while a page is still being rendered (a large study read for the
+    first time: 12 s at 100,000 trials) supersedes that render in the browser; the page must
+    still appear. The first read of each study is slowed here to 1.5 s, refreshes every 0.5 s."""
+    read = StudyReader.frame
+
+    def slow_first_read(self: StudyReader) -> Any:
+        if not getattr(self, "slowed", False):
+            self.slowed = True
+            time.sleep(1.5)
+        return read(self)
+
+    monkeypatch.setattr(StudyReader, "frame", slow_first_read)  # every caller waits for it
+    base = serve(refresh_s=0.5)
+    page = browser.new_page()
+    page.goto(base + "/front?study=0:alpha")
+    page.wait_for_function(
+        "() => (document.querySelector('#front-size') || {}).textContent?.startsWith('front:')"
+    )
+    page.close()
 
 
 def test_a_third_axis_draws_the_front_in_3d(

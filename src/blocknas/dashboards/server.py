@@ -136,20 +136,31 @@ def create_app(
     nav = html.Nav([dcc.Link("studies", href="/")], style={"marginBottom": "1em"})
     tick = int(refresh_s * 1000)
     app.layout = html.Div(
-        [dcc.Location(id="url"), nav, html.Div(id="page"), dcc.Interval(id="tick", interval=tick)],
+        [
+            dcc.Location(id="url"),
+            nav,
+            html.Div(id="page"),
+            dcc.Store(id="shown"),  # the path and query the page shows
+            dcc.Interval(id="tick", interval=tick),
+        ],
         style={"fontFamily": "system-ui, sans-serif", "margin": "1em 2em"},
     )
 
     @app.callback(
         dash.Output("page", "children"),
+        dash.Output("shown", "data"),
         dash.Input("url", "pathname"),
         dash.Input("url", "search"),
         dash.Input("tick", "n_intervals"),
+        dash.State("shown", "data"),
     )
-    def page(path: str, search: str, _tick: int) -> Any:
-        if dash.ctx.triggered_id == "tick" and path not in LIVE_PAGES:
-            return dash.no_update  # a page with controls refreshes its figure in place
-        return render(studies, path or "/", search or "")
+    def page(path: str, search: str, _tick: int, shown: str | None) -> Any:
+        where = f"{path}{search}"
+        if dash.ctx.triggered_id == "tick" and path not in LIVE_PAGES and shown == where:
+            # a page with controls refreshes its figure in place; but a tick during a slow
+            # first render supersedes that render in the browser, so it must render too
+            raise dash.exceptions.PreventUpdate
+        return render(studies, path or "/", search or ""), where
 
     @app.callback(
         dash.Output("download", "data"),
