@@ -22,7 +22,7 @@ from blocknas import load_results, pareto_front
 from blocknas.dashboards import data
 from blocknas.dashboards.server import create_app
 from blocknas.spaces import ArchSpec
-from tests.dashboards.test_dashboard import front_numbers
+from tests.dashboards.test_dashboard import compared, front_numbers, tighten_macs
 from tests.search.test_search import config
 
 TRIALS = 6
@@ -43,9 +43,10 @@ def _done(page: Any) -> int:
     return int(page.locator("#studies .study-row").first.inner_text().split("\t")[2])
 
 
-def _the_finished_search(page: Any, url: str) -> None:
-    """The real search's study: the right counts, exactly its front, and a click on a front
-    point opens that trial with one box per layer."""
+def _the_finished_search(page: Any, url: str, synthetic: str) -> None:
+    """The real search's study: the right counts, exactly its front, exactly the front under a
+    tighter MACs budget, a click on a front point opens that trial with one box per layer, and
+    the comparison with a study of another storage (``synthetic``)."""
     df = load_results(url)
     expected = data.studies_table([df]).iloc[0]
     cells = page.locator("#studies .study-row").first.inner_text().split("\t")
@@ -54,6 +55,9 @@ def _the_finished_search(page: Any, url: str) -> None:
     page.click(f"text={df.attrs['study']}")
     front = sorted(pareto_front(df).number)
     assert front and front_numbers(page) == front
+    tighten_macs(page, df)
+    page.goto(page.url)  # the budget back at the search's
+    assert front_numbers(page) == front
     point = page.locator("#front-graph .scatterlayer .trace").first.locator("path.point").first
     point.scroll_into_view_if_needed()
     where = point.bounding_box()
@@ -64,10 +68,14 @@ def _the_finished_search(page: Any, url: str) -> None:
     spec = ArchSpec.from_json(df[df.number == number].spec.item())
     assert page.locator("#diagram .part.layers").count() == len(spec.layers)
     assert "blocknas export" in page.inner_text("#export-command")
+    # compared with a study of another storage (the same objectives)
+    other = load_results(synthetic, "alpha")
+    page.goto(page.url.split("/trial")[0] + f"/compare?study=0:{df.attrs['study']}&study=1:alpha")
+    compared(page, [df, other])
 
 
 def test_a_running_search_shows_up_without_a_reload(
-    tmp_path: Path, browser: Any, shots: Path
+    tmp_path: Path, browser: Any, shots: Path, studies: str
 ) -> None:
     cfg = config(tmp_path, search={"trials": TRIALS, "concurrency": 2})
     path = tmp_path / "search.yaml"
@@ -82,7 +90,7 @@ def test_a_running_search_shows_up_without_a_reload(
     server = None
     try:
         _wait_for_study(url, proc)
-        server = make_server("127.0.0.1", 0, create_app([url], refresh_s=1).server)
+        server = make_server("127.0.0.1", 0, create_app([url, studies], refresh_s=1).server)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         page = browser.new_page()
         page.goto(f"http://127.0.0.1:{server.server_port}/")
@@ -106,7 +114,7 @@ def test_a_running_search_shows_up_without_a_reload(
         assert page.evaluate("() => window.sameDocument === true")
         assert "finished" in page.locator("#studies .study-row").first.inner_text()
         page.screenshot(path=str(shots / "dashboard_live.png"))
-        _the_finished_search(page, url)
+        _the_finished_search(page, url, studies)
         page.close()
     finally:
         if server is not None:
