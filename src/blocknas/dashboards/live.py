@@ -44,8 +44,10 @@ class LiveStudy:
             return df
 
     def front(self) -> pd.DataFrame:
-        """:func:`~blocknas.pareto_front` of the frame, as of the last :meth:`frame`."""
-        self.frame()
+        """:func:`~blocknas.pareto_front` of the frame as of the last :meth:`frame` (no second
+        poll of the database: a refresh calls :meth:`frame` just before)."""
+        if self._front is None:
+            self.frame()
         assert self._front is not None  # set by frame()
         return self._front
 
