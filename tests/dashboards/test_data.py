@@ -12,6 +12,7 @@ import pytest
 
 from blocknas import pareto_front
 from blocknas.costmodel import cost
+from blocknas.costmodel.summary import layer_table
 from blocknas.dashboards import data, trial
 from blocknas.search.anytime import anytime
 from blocknas.search.results import hypervolume, summary
@@ -132,7 +133,7 @@ def test_layer_table_adds_up_to_the_cost(frames: list[pd.DataFrame]) -> None:
     row = done.loc[done.spec.str.count('"adaptor": true').idxmax()]  # one with adaptors
     spec = ArchSpec.from_json(row.spec)
     assert any(layer.adaptor for layer in spec.layers)
-    table = trial.layer_table(row.spec)
+    table = layer_table(row.spec)
     layers = table[table.kind == "layers"]
     assert len(layers) == len(spec.layers)
     assert list(layers.block) == [layer.block for layer in spec.layers]

@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, urlencode
 
 import pandas as pd
 
+from blocknas.costmodel.summary import layer_table
 from blocknas.dashboards import data, figures, trial
 from blocknas.dashboards.live import Studies
 from blocknas.metrics import METRICS
@@ -176,7 +177,7 @@ def _trial_page(studies: Studies, key: str, number: int) -> Any:
     if rows.empty:
         raise ValueError(f"no trial {number} in {key}; trials 0-{len(df) - 1}")
     row = rows.iloc[0].to_dict()
-    layers = trial.layer_table(row["spec"])
+    layers = layer_table(row["spec"])
     storage, name = studies.where(key)
     return html.Div(
         [

@@ -17,6 +17,7 @@ import optuna
 import pandas as pd
 import plotly.graph_objects as go
 
+from blocknas.costmodel.summary import layer_table
 from blocknas.dashboards import data, figures, trial
 from blocknas.metrics import METRICS
 from blocknas.search.results import load_results, pareto_front
@@ -95,9 +96,7 @@ def _study_section(page: _Page, df: pd.DataFrame, storage: str) -> None:
         page.parts.append(
             f"<details><summary>trial {row.number}: {html.escape(row.arch)}</summary>"
         )
-        page.figure(
-            figures.layers_figure(trial.layer_table(row.spec)), f"layers-{name}-{row.number}"
-        )
+        page.figure(figures.layers_figure(layer_table(row.spec)), f"layers-{name}-{row.number}")
         page.text("pre", trial.export_command(storage, name, int(row.number)))
         page.parts.append("</details>")
     page.figure(figures.hypervolume_figure(data.hypervolume_curve(df)), f"convergence-{name}")
