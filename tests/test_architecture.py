@@ -19,6 +19,7 @@ FORBIDDEN = {
     "costmodel": ("blocknas.runners", "blocknas.search", "optuna", "ray"),
     "runners": ("blocknas.search", "optuna"),
     "dashboards": ("ray",),
+    "exporter": ("ray", "blocknas.dashboards", "blocknas.cli"),
     "metrics": ("blocknas.", "torch", "optuna", "ray"),
 }
 

@@ -108,3 +108,26 @@ def measure_latency(
         deployed = to_deploy(model.to(dev))
         x = torch.randn(batch, *shape, device=dev)
     return measure_module(deployed, x, threads=threads, min_run_time=min_run_time)
+
+
+def device_name(device: str = "cpu") -> str:
+    """The hardware behind a device, as a latency is reported with: the GPU's name, or the CPU
+    model (from /proc/cpuinfo where there is one) and its core count.
+
+    >>> device_name("cpu").startswith("cpu: ")
+    True
+    """
+    dev = check_device(device)
+    if dev.type == "cuda":
+        return f"cuda: {torch.cuda.get_device_name(dev)}"
+    import os
+    import platform
+
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+        model = names[0] if names else model
+    except OSError:
+        pass
+    return f"cpu: {model}, {os.cpu_count()} cores"

@@ -7,7 +7,7 @@ from blocknas.spaces import presets
 from blocknas.spaces.adaptor import FrozenShapeAdaptor, ShapeAdaptor
 from blocknas.spaces.blocks import BLOCKS, Block
 from blocknas.spaces.builder import Network, build
-from blocknas.spaces.deploy import to_deploy
+from blocknas.spaces.deploy import build_deploy, to_deploy
 from blocknas.spaces.errors import SpecError
 from blocknas.spaces.ops import OPS, Op, OpArgs
 from blocknas.spaces.spec import ArchSpec, LayerSpec, LearnedAdaptor
@@ -28,6 +28,7 @@ __all__ = [
     "ShapeAdaptor",
     "SpecError",
     "build",
+    "build_deploy",
     "presets",
     "to_deploy",
 ]

@@ -13,7 +13,8 @@ import copy
 import torch
 from torch import nn
 
-from blocknas.spaces.adaptor import ShapeAdaptor
+from blocknas.spaces.adaptor import FrozenShapeAdaptor, ShapeAdaptor
+from blocknas.spaces.spec import ArchSpec
 
 
 def to_deploy(
@@ -68,3 +69,31 @@ def _convert(module: nn.Module) -> nn.Module:
     for name, child in list(module.named_children()):
         setattr(module, name, _convert(child))
     return module
+
+
+def build_deploy(spec: ArchSpec) -> nn.Module:
+    """The deploy-form network of ``spec``, untrained: the skeleton a deploy state dict loads into.
+
+    Shape Adaptors are frozen at the σ and sizes the spec has learned (``adaptors.learned``),
+    exactly as recorded, so a package's ``spec.json`` and ``model.pt`` rebuild its network.
+
+    >>> from blocknas import build
+    >>> spec = ArchSpec.from_dict({"version": 1, "input": [1, 8, 8], "num_classes": 10,
+    ...     "stem": {"out": 8}, "layers": [{"block": "plain", "op": "acb", "out": 8}]})
+    >>> sorted(build_deploy(spec).state_dict()) == sorted(to_deploy(build(spec)).state_dict())
+    True
+    """
+    from blocknas.spaces.builder import build
+
+    adaptors = spec.adaptors.learned
+    layers_with = [i for i, layer in enumerate(spec.layers) if layer.adaptor]
+    if sorted(a.layer for a in adaptors) != layers_with:
+        raise ValueError(
+            f"the spec's adaptors.learned covers layers {[a.layer for a in adaptors]}, but "
+            f"layers {layers_with} have an adaptor: a deploy spec carries every learned size"
+        )
+    deployed = to_deploy(build(spec))
+    frozen = getattr(deployed, "adaptors", {})
+    for a in adaptors:
+        frozen[str(a.layer)] = FrozenShapeAdaptor(a.sigma, a.size)
+    return deployed
