@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck hadolint chromium pytest bench bench-quality bench-dashboard clean
+.PHONY: demo test lint typecheck hadolint chromium pytest bench bench-quality bench-dashboard bench-export clean
 
 # Create the venv and install the package with its dev tools once; re-run only when
 # pyproject.toml changes.
@@ -63,6 +63,13 @@ bench-dashboard: $(STAMP) chromium
 	$(PY) -m pip install -q 'optuna-dashboard==0.21.0'
 	$(PY) bench/bench_dashboard.py --trials 10000
 	$(PY) bench/bench_dashboard.py --trials 100000 --repeats 3 --only-blocknas
+
+# Latency of each exported format (TorchScript, torch.export, ONNX Runtime) at batch 1 and 32 on
+# CPU, one thread, against the training form, ACB ResNet-20 against plain convs
+# (docs/benchmarks.md); about 2 minutes.
+bench-export: $(STAMP)
+	$(PY) -m pip install -q -e '.[export]'
+	$(PY) bench/bench_export.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

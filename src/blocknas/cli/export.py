@@ -21,7 +21,7 @@ def export_cmd(
     study: Annotated[str, typer.Option("--study", help="The study's name.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="The package folder to write.")],
     trial: Annotated[
-        int | None, typer.Option("--trial", min=0, help="Export this trial (not with --pick).")
+        int | None, typer.Option("--trial", help="Export this trial (not with --pick).")
     ] = None,
     pick: Annotated[
         str | None,
@@ -29,7 +29,7 @@ def export_cmd(
     ] = None,
     epochs: Annotated[
         int | None,
-        typer.Option("--epochs", min=1, help="Retrain from scratch for N epochs first."),
+        typer.Option("--epochs", help="Retrain from scratch for N epochs first."),
     ] = None,
     max_macs: Annotated[
         float | None, typer.Option("--max-macs", help="A tighter MACs budget for the pick.")
