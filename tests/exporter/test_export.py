@@ -129,3 +129,14 @@ def test_a_killed_retrain_resumes_and_exports(study: Study, tmp_path: Path) -> N
     assert manifest(out)["source"] == {"weights": "retrained", "epochs": 3, "precision": "fp32"}
     assert "retrained from scratch for 3 epochs" in (out / "card.md").read_text()
     assert 0.0 < metrics["test_accuracy"] <= 1.0
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_a_retrain_on_cuda_exports_and_verifies_on_cpu(study: Study, tmp_path: Path) -> None:
+    """The study says device auto and amp auto: the retrain runs on the GPU in mixed precision,
+    the checks on CPU in fp32, the test accuracy within bf16's (or fp16's) near-ties."""
+    number = _rich_trial(study)
+    out = blocknas.export(study.url, study.name, trial=number, epochs=1, out=tmp_path / "gpu")
+    check_package(out, study, number)
+    assert manifest(out)["source"]["precision"] in ("bf16", "fp16")

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from blocknas.cli.app import app, fail, user_errors
+
+if TYPE_CHECKING:
+    from blocknas.runners.train import EpochReport
 
 
 @app.command("export")
@@ -61,36 +64,55 @@ def export_cmd(
     from blocknas.exporter.verify import CheckFailed
 
     budgets = {"macs": max_macs, "latency_ms": max_latency_ms}
-    progress = Progress(echo=lambda line: typer.echo(line, err=True))
-    with typer.progressbar(
-        length=1, label="retraining", file=sys.stderr, hidden=epochs is None
-    ) as bar:
-        progress.on_step = lambda done, total, loss: _step(bar, done, total, loss)
-        progress.on_epoch = lambda r: typer.echo(
-            f"\repoch {r.epoch}/{epochs}: loss {r.train_loss:.4f}, accuracy {r.accuracy:.4f}",
-            err=True,
+    bar = _RetrainBar(epochs)
+    progress = Progress(
+        echo=lambda line: typer.echo(line, err=True), on_step=bar.step, on_epoch=bar.epoch
+    )
+    try:
+        path = export(
+            storage,
+            study,
+            out=out,
+            trial=trial,
+            pick=pick,
+            epochs=epochs,
+            force=force,
+            budgets={k: v for k, v in budgets.items() if v is not None},
+            device=device,
+            progress=progress,
         )
-        try:
-            path = export(
-                storage,
-                study,
-                out=out,
-                trial=trial,
-                pick=pick,
-                epochs=epochs,
-                force=force,
-                budgets={k: v for k, v in budgets.items() if v is not None},
-                device=device,
-                progress=progress,
-            )
-        except CheckFailed as e:
-            fail(f"{e}; nothing was written to {out}", code=1)
-        except KeyboardInterrupt:
-            fail("interrupted; run the same command again to resume", code=130)
+    except CheckFailed as e:
+        fail(f"{e}; nothing was written to {out}", code=1)
+    except ImportError as e:
+        fail(str(e))
+    except KeyboardInterrupt:
+        fail("interrupted; run the same command again to resume", code=130)
+    finally:
+        bar.close()
     typer.echo(str(path))
 
 
-def _step(bar: Any, done: int, total: int, loss: float) -> None:
-    bar.length = total
-    bar.label = f"retraining, loss {loss:.3f}"
-    bar.update(done - bar.pos)
+class _RetrainBar:
+    """A progress bar over the retrain's batches, opened when the first batch is done."""
+
+    def __init__(self, epochs: int | None) -> None:
+        self.epochs = epochs
+        self.bar: Any = None
+
+    def step(self, done: int, total: int, loss: float) -> None:
+        if self.bar is None:
+            self.bar = typer.progressbar(length=total, label="retraining", file=sys.stderr)
+            self.bar.__enter__()
+        self.bar.label = f"retraining, loss {loss:.3f}"
+        self.bar.update(done - self.bar.pos)
+
+    def epoch(self, r: EpochReport) -> None:
+        typer.echo(
+            f"\repoch {r.epoch}/{self.epochs}: loss {r.train_loss:.4f}, accuracy {r.accuracy:.4f}",
+            err=True,
+        )
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None

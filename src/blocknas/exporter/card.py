@@ -63,6 +63,26 @@ def _results(metrics: dict[str, Any]) -> str:
     return _table(rows, ("metric", "value"))
 
 
+#: the training settings a reader of the card wants to see (all of them are in manifest.json)
+TRAINING = (
+    "epochs",
+    "batch_size",
+    "optimizer",
+    "lr",
+    "momentum",
+    "weight_decay",
+    "warmup_epochs",
+    "label_smoothing",
+    "augment",
+    "amp",
+    "seed",
+)
+
+
+def _settings(train: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={train[k]}" for k in TRAINING if k in train)
+
+
 def _verification(checks: dict[str, dict[str, Any]]) -> str:
     rows = []
     for name, c in checks.items():
@@ -141,7 +161,7 @@ def model_card(facts: dict[str, Any], spec: ArchSpec) -> str:
                 ("objectives", ", ".join(f"{n} ({d})" for n, d in search["objectives"])),
                 ("budgets", json.dumps(search["budgets"]) if search["budgets"] else "none"),
                 ("chosen by", search["how"]),
-                ("training", json.dumps(facts["train"])),
+                ("training", _settings(facts["train"])),
             ]
         ),
         "## Verified at export\n\n" + _verification(facts["verification"]),

@@ -21,6 +21,7 @@ True
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import io
 import warnings
 from collections.abc import Callable, Iterator
@@ -47,7 +48,7 @@ class Format:
     filename: str
     write: Callable[[nn.Module, torch.Tensor, Path], None]
     load: Callable[[Path], Runner]
-    loads_without_blocknas: bool  # what the card promises and the tests check
+    requires: tuple[str, ...] = ()  # modules beyond torch that writing and loading it need
 
 
 @contextlib.contextmanager
@@ -92,11 +93,8 @@ def _load_program(path: Path) -> Runner:
 
 # --- ONNX ----------------------------------------------------------------------------------------
 def _write_onnx(model: nn.Module, example: torch.Tensor, path: Path) -> None:
-    try:
-        import onnx
-        import onnxscript  # noqa: F401  # torch.onnx's exporter needs it
-    except ImportError:
-        raise RuntimeError(INSTALL_ONNX) from None
+    import onnx
+
     with _quiet():
         torch.onnx.export(
             model,
@@ -112,10 +110,8 @@ def _write_onnx(model: nn.Module, example: torch.Tensor, path: Path) -> None:
 
 
 def _load_onnx(path: Path) -> Runner:
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        raise RuntimeError(INSTALL_ONNX) from None
+    import onnxruntime as ort
+
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
 
@@ -134,9 +130,17 @@ def _no_grad(module: Callable[[torch.Tensor], torch.Tensor]) -> Runner:
     return run
 
 
-TORCHSCRIPT = Format("torchscript", "model.ts", _write_torchscript, _load_torchscript, True)
-PROGRAM = Format("torch.export", "model.pt2", _write_program, _load_program, False)
-ONNX = Format("onnx", "model.onnx", _write_onnx, _load_onnx, True)
+TORCHSCRIPT = Format("torchscript", "model.ts", _write_torchscript, _load_torchscript)
+PROGRAM = Format("torch.export", "model.pt2", _write_program, _load_program)
+ONNX = Format("onnx", "model.onnx", _write_onnx, _load_onnx, ("onnx", "onnxscript", "onnxruntime"))
 
 #: every serialised format of a package, in the order they are written and checked
 FORMATS: tuple[Format, ...] = (TORCHSCRIPT, PROGRAM, ONNX)
+
+
+def check_requirements(formats: tuple[Format, ...] = FORMATS) -> None:
+    """Fail before any work when a format's libraries are missing (an ImportError that says
+    what to install), not after a long retrain."""
+    missing = [m for f in formats for m in f.requires if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ImportError(f"{INSTALL_ONNX} (missing: {', '.join(missing)})")

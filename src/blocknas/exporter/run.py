@@ -24,7 +24,7 @@ from blocknas.costmodel import cost
 from blocknas.costmodel.latency import check_device, device_name, measure_module
 from blocknas.exporter import verify
 from blocknas.exporter.card import model_card
-from blocknas.exporter.formats import FORMATS
+from blocknas.exporter.formats import FORMATS, Format, check_requirements
 from blocknas.exporter.package import Staging, load_deploy, stage, write_json, write_manifest
 from blocknas.exporter.pick import Choice, choose
 from blocknas.exporter.source import StudySettings, Trained, from_checkpoint, retrain
@@ -50,7 +50,7 @@ class Progress:
 
 
 def export(
-    storage: str,
+    storage: str | Path,
     study: str | None = None,
     *,
     out: str | Path,
@@ -77,6 +77,8 @@ def export(
                         out="export/digits-knee")
     """
     progress = progress or Progress()
+    check_requirements()
+    storage = storage_url(storage)
     if epochs is not None and (
         isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1
     ):
@@ -166,7 +168,7 @@ class _Job:
         example = torch.zeros(2, *spec.input)
         for fmt in FORMATS:
             self.progress.say(f"writing {fmt.filename} ({fmt.name})")
-            fmt.write(deploy, example, self.folder / fmt.filename)
+            _attempt(fmt, "written", fmt.write, deploy, example, self.folder / fmt.filename)
 
     def verify(self) -> dict[str, dict[str, Any]]:
         """Every check of :mod:`~blocknas.exporter.verify`, on the package as written."""
@@ -176,14 +178,19 @@ class _Job:
         split = verify.test_batches(data)
         run = _no_grad(deployed)
         self.progress.say(f"verifying on {sum(len(y) for _, y in split)} test images")
-        checks = {"deploy_form": self._check(verify.check_deploy, self.trained.model, run, split)}
+        checks = {
+            "deploy_form": self._check(
+                "deploy_form", verify.check_deploy, self.trained.model, run, split
+            )
+        }
         inputs = verify.sample_inputs(split)
         for fmt in FORMATS:
-            loaded = fmt.load(self.folder / fmt.filename)
+            loaded = _attempt(fmt, "loaded", fmt.load, self.folder / fmt.filename)
             checks[fmt.name] = self._check(
-                verify.check_format, fmt.name, loaded, run, split, inputs
+                fmt.name, verify.check_format, fmt.name, loaded, run, split, inputs
             )
         checks["test_accuracy"] = self._check(
+            "test_accuracy",
             verify.check_test_accuracy,
             run,
             split,
@@ -193,9 +200,8 @@ class _Job:
         self.deployed = deployed
         return checks
 
-    def _check(self, check: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
+    def _check(self, name: str, check: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
         result = verify.timed(lambda: check(*args))
-        name = args[0] if isinstance(args[0], str) else check.__name__.removeprefix("check_")
         error = result.get("max_abs_error")
         shown = f"max |Δ| {error:.2e}" if error is not None else f"{result['recomputed']:.4f}"
         self.progress.say(f"  passed {name}: {shown} ({result['seconds']:.1f} s)")
@@ -262,6 +268,22 @@ class _Job:
             "metrics": metrics,
             "verification": metrics["verification"],
         }
+
+
+def _attempt(fmt: Format, what: str, step: Callable[..., Any], *args: Any) -> Any:
+    """A format that cannot be written or loaded fails the export like a check does."""
+    try:
+        return step(*args)
+    except Exception as e:  # torch's exporters raise many kinds; the first line says why
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise verify.CheckFailed(fmt.name, f"{fmt.filename} could not be {what}: {first}") from e
+
+
+def storage_url(storage: str | Path) -> str:
+    """A storage URL; a path to a SQLite file is taken as that file."""
+    if isinstance(storage, Path) or ("://" not in storage and Path(storage).is_file()):
+        return f"sqlite:///{storage}"
+    return storage
 
 
 def _no_grad(module: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
