@@ -21,6 +21,7 @@ from blocknas.exporter.verify import FORMAT_ATOL, FORMAT_RTOL
 from blocknas.spaces import ArchSpec
 from tests.exporter.conftest import Study, blocknas_cli, manifest
 
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated")
 CHECKS = ("deploy_form", "torchscript", "torch.export", "onnx", "test_accuracy")
 
 

@@ -75,7 +75,7 @@ def _write_torchscript(model: nn.Module, example: torch.Tensor, path: Path) -> N
 def _load_torchscript(path: Path) -> Runner:
     with _quiet():
         module = torch.jit.load(str(path), map_location="cpu").eval()
-    return _no_grad(module)
+    return as_runner(module)
 
 
 # --- torch.export --------------------------------------------------------------------------------
@@ -88,7 +88,7 @@ def _write_program(model: nn.Module, example: torch.Tensor, path: Path) -> None:
 def _load_program(path: Path) -> Runner:
     with _quiet():
         module = torch.export.load(str(path)).module()
-    return _no_grad(module)
+    return as_runner(module)
 
 
 # --- ONNX ----------------------------------------------------------------------------------------
@@ -122,7 +122,9 @@ def _load_onnx(path: Path) -> Runner:
     return run
 
 
-def _no_grad(module: Callable[[torch.Tensor], torch.Tensor]) -> Runner:
+def as_runner(module: Callable[[torch.Tensor], torch.Tensor]) -> Runner:
+    """A module as a :data:`Runner`: called without autograd."""
+
     def run(x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             return module(x)

@@ -24,7 +24,7 @@ from blocknas.costmodel import cost
 from blocknas.costmodel.latency import check_device, device_name, measure_module
 from blocknas.exporter import verify
 from blocknas.exporter.card import model_card
-from blocknas.exporter.formats import FORMATS, Format, check_requirements
+from blocknas.exporter.formats import FORMATS, Format, as_runner, check_requirements
 from blocknas.exporter.package import Staging, load_deploy, stage, write_json, write_manifest
 from blocknas.exporter.pick import Choice, choose
 from blocknas.exporter.source import StudySettings, Trained, from_checkpoint, retrain
@@ -176,7 +176,7 @@ class _Job:
         data = self.settings.load_data(self.trained.spec)
         self.mean_std = {"mean": list(data.mean), "std": list(data.std)}
         split = verify.test_batches(data)
-        run = _no_grad(deployed)
+        run = as_runner(deployed)
         self.progress.say(f"verifying on {sum(len(y) for _, y in split)} test images")
         checks = {
             "deploy_form": self._check(
@@ -237,7 +237,10 @@ class _Job:
         (self.folder / "card.md").write_text(model_card(facts, spec))
         info = {k: facts[k] for k in ("versions", "created", "study", "trial", "storage")}
         info |= {"search": facts["search"], "source": facts["source"]}
-        info |= {"preprocessing": facts["preprocessing"], "config": self.settings.config}
+        config = dict(self.settings.config)
+        if config.get("storage"):  # the manifest travels with the model: no passwords
+            config["storage"] = redact_url(config["storage"])
+        info |= {"preprocessing": facts["preprocessing"], "config": config}
         write_manifest(self.folder, info)
 
     def _facts(
@@ -248,7 +251,7 @@ class _Job:
         return {
             "study": attrs["study"],
             "trial": self.choice.number,
-            "storage": _redacted(storage),
+            "storage": redact_url(storage),
             "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "versions": versions(),
             "epochs": self.trained.epochs,
@@ -286,15 +289,7 @@ def storage_url(storage: str | Path) -> str:
     return storage
 
 
-def _no_grad(module: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
-    def run(x: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            return module(x)
-
-    return run
-
-
-def _redacted(url: str) -> str:
+def redact_url(url: str) -> str:
     """A storage URL without its password (the manifest travels with the model)."""
     from sqlalchemy.engine import make_url
 

@@ -14,6 +14,7 @@ A failed check raises :class:`CheckFailed`, which names the check and the error.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -135,8 +136,6 @@ def check_test_accuracy(
 
 def timed(check: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     """Run a check; its result with the seconds it took (exports of big networks are slow)."""
-    import time
-
     t0 = time.perf_counter()
     result = check()
     return {**result, "seconds": round(time.perf_counter() - t0, 3)}
