@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck hadolint chromium pytest bench bench-quality bench-dashboard bench-export clean
+.PHONY: demo test lint typecheck hadolint chromium postgresql pytest bench bench-quality bench-dashboard bench-export clean
 
 # Create the venv and install the package with its dev tools once; re-run only when
 # pyproject.toml changes.
@@ -39,7 +39,13 @@ chromium:
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium; }
 
-pytest: $(STAMP) chromium
+# The PostgreSQL tests start a real server from Debian's postgresql package: installed when missing.
+postgresql:
+	@test -x "$$(pg_config --bindir 2>/dev/null)/postgres" || { \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends postgresql; }
+
+pytest: $(STAMP) chromium postgresql
 	$(PY) -m pytest -q
 
 bench: $(STAMP)

@@ -170,11 +170,3 @@ def test_nothing_is_written_outside_out(study: Study, tmp_path: Path) -> None:
     files = [w for w in written if (tmp_path / w).is_file()]
     assert all(w.startswith(LIBRARY_CACHES) for w in files), files
     assert sorted(p.name for p in out.iterdir()) == sorted([*FILES, MANIFEST])
-
-
-def test_storage_passwords_stay_out_of_the_package() -> None:
-    from blocknas.exporter.run import redact_url
-
-    shown = redact_url("postgresql+psycopg2://bob:s3cret@db.example:5432/optuna")
-    assert "s3cret" not in shown and shown.startswith("postgresql+psycopg2://bob:")
-    assert redact_url("sqlite:///runs/digits/study.db") == "sqlite:///runs/digits/study.db"

@@ -30,7 +30,7 @@ from blocknas.exporter.pick import Choice, choose
 from blocknas.exporter.source import StudySettings, Trained, from_checkpoint, retrain
 from blocknas.runners.train import EpochReport, StepCallback
 from blocknas.search.reading import load_results
-from blocknas.search.study import storage_for
+from blocknas.search.study import shown_url, storage_for
 from blocknas.spaces import to_deploy
 
 Echo = Callable[[str], None]
@@ -239,7 +239,7 @@ class _Job:
         info |= {"search": facts["search"], "source": facts["source"]}
         config = dict(self.settings.config)
         if config.get("storage"):  # the manifest travels with the model: no passwords
-            config["storage"] = redact_url(config["storage"])
+            config["storage"] = shown_url(config["storage"])
         info |= {"preprocessing": facts["preprocessing"], "config": config}
         write_manifest(self.folder, info)
 
@@ -251,7 +251,7 @@ class _Job:
         return {
             "study": attrs["study"],
             "trial": self.choice.number,
-            "storage": redact_url(storage),
+            "storage": shown_url(storage),
             "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "versions": versions(),
             "epochs": self.trained.epochs,
@@ -287,16 +287,6 @@ def storage_url(storage: str | Path) -> str:
     if isinstance(storage, Path) or ("://" not in storage and Path(storage).is_file()):
         return f"sqlite:///{storage}"
     return storage
-
-
-def redact_url(url: str) -> str:
-    """A storage URL without its password (the manifest travels with the model)."""
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not a URL sqlalchemy parses: keep only its scheme
-        return url.split("://", 1)[0] + "://…"
 
 
 def versions() -> dict[str, str]:

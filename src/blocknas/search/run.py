@@ -26,7 +26,12 @@ from blocknas.metrics import METRICS
 from blocknas.runners.ray_session import ray_environment, ray_session
 from blocknas.search.config import SearchConfig
 from blocknas.search.results import Tally, load_results, pareto_front
-from blocknas.search.study import finished_launched, open_study, recover_interrupted
+from blocknas.search.study import (
+    finished_launched,
+    open_study,
+    recover_interrupted,
+    shown_url,
+)
 from blocknas.search.text import describe, progress_line, trial_line
 from blocknas.spaces.errors import SpecError
 
@@ -109,16 +114,16 @@ def run_search(
     ray_environment(address)  # before Ray is imported: it reads RAY_AUTH_MODE once, at import
     wanted = trials or config.search.trials
     run_dir = config.run_dir.resolve()
-    run_dir.mkdir(parents=True, exist_ok=True)
     with quiet_optuna():
-        study = _open(config, resume=resume, wanted=wanted, echo=echo)
+        study = _open(config, resume=resume, wanted=wanted, echo=echo)  # a bad storage: now
+        run_dir.mkdir(parents=True, exist_ok=True)
         scheduler = make_scheduler(config)
         searcher = _searcher(config, study, wanted, run_dir, scheduler, echo)
         with ray_session(address) as where:
             echo(
                 f"search {config.name!r}: {wanted} trials, {config.search.sampler}, "
                 f"{config.search.concurrency} at a time on {where}; "
-                f"study in {config.storage_url()}"
+                f"study in {shown_url(config.storage_url())}"
             )
             _tuner(config, searcher, scheduler, run_dir, trainable).fit()
         df = load_results(study)

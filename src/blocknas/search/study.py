@@ -8,12 +8,17 @@ from infeasible candidates too, and repeated in its ``constraints`` user attribu
 
 from __future__ import annotations
 
+import os
+import re
+import time
 import warnings
 from contextlib import closing
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import quote
 
 import optuna
+import sqlalchemy
 
 from blocknas.metrics import RENAMED
 from blocknas.search.config import SearchConfig
@@ -75,6 +80,55 @@ def tpe_sampler(seed: int) -> optuna.samplers.TPESampler:
         )
 
 
+def _rdb(url: str, create: bool, tries: int = 5) -> optuna.storages.RDBStorage:
+    """Optuna's RDB storage. Two searches creating the tables of a new database at the same
+    moment collide (PostgreSQL: a duplicate type); the later one retries once the first is done."""
+    for attempt in range(tries):
+        try:
+            return optuna.storages.RDBStorage(url, skip_table_creation=not create)
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+            if not create or attempt == tries - 1:
+                raise
+            time.sleep(0.5 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def expand_url(url: str) -> str:
+    """``${VAR}`` in a storage URL replaced from the environment (a password kept out of
+    configs); a variable that is not set is a one-line error naming it.
+
+    >>> import os; os.environ["BLOCKNAS_DOC_PW"] = "s3"
+    >>> expand_url("postgresql+psycopg://me:${BLOCKNAS_DOC_PW}@db:5432/nas")
+    'postgresql+psycopg://me:s3@db:5432/nas'
+    """
+
+    def value(m: re.Match[str]) -> str:
+        if m.group(1) not in os.environ:
+            raise ValueError(f"storage: ${{{m.group(1)}}} is not set in the environment")
+        return quote(os.environ[m.group(1)], safe="")
+
+    return _VAR.sub(value, url)
+
+
+def shown_url(url: str) -> str:
+    """A storage URL as it may be printed or stored: any literal password masked.
+
+    >>> shown_url("postgresql+psycopg://me:s3@db:5432/nas")
+    'postgresql+psycopg://me:***@db:5432/nas'
+    >>> shown_url("postgresql+psycopg://me:${PGPASS}@db/nas")
+    'postgresql+psycopg://me:${PGPASS}@db/nas'
+    """
+    if _VAR.search(url) or "@" not in url:
+        return url
+    try:
+        return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
+    except sqlalchemy.exc.ArgumentError:
+        return url.split("://", 1)[0] + "://***"
+
+
 def storage_for(url: str, *, create: bool = True) -> optuna.storages.BaseStorage:
     """An RDB storage; a search's SQLite file in WAL mode.
 
@@ -82,6 +136,8 @@ def storage_for(url: str, *, create: bool = True) -> optuna.storages.BaseStorage
     puts the file in WAL mode (readers then never block it); ``create=False`` (reading results,
     the dashboard, reports) requires an existing Optuna storage and changes nothing in it.
     """
+    shown = shown_url(url)
+    url = expand_url(url)
     sqlite = url.startswith("sqlite:///")
     if sqlite:
         path = url.removeprefix("sqlite:///").split("?")[0]
@@ -94,13 +150,16 @@ def storage_for(url: str, *, create: bool = True) -> optuna.storages.BaseStorage
             # the search's own stamp would then fail (a UNIQUE constraint): wait instead
             raise ValueError(f"{path} is not an Optuna study storage (or is being created)")
     try:
-        storage = optuna.storages.RDBStorage(url, skip_table_creation=not create)
+        storage = _rdb(url, create)
     except (ImportError, ModuleNotFoundError) as e:
         raise ValueError(
-            f"storage {url!r} needs a driver: {e} (pip install blocknas[postgres])"
+            f"storage {shown} needs a driver: {e} (pip install 'blocknas[postgres]')"
         ) from None
+    except sqlalchemy.exc.OperationalError as e:
+        reason = str(e.orig or e).strip().splitlines()[0] if str(e.orig or e).strip() else ""
+        raise ValueError(f"cannot open the study storage {shown}: {reason}") from None
     except optuna.exceptions.StorageInternalError:
-        raise ValueError(f"{url} is not an Optuna study storage") from None
+        raise ValueError(f"{shown} is not an Optuna study storage") from None
     if sqlite and create:  # a reader never changes the file, not even its journal mode
         _fast_sqlite(storage)
     return storage
@@ -169,7 +228,9 @@ def open_study(config: SearchConfig, *, resume: bool) -> optuna.Study:
     study.set_user_attr("objectives", wanted)
     study.set_user_attr("budgets", config.budgets.limits())
     study.set_user_attr("planned_trials", config.search.trials)  # what "done 12/40" counts to
-    study.set_user_attr("config", config.model_dump(mode="json"))  # shown by reports
+    recorded_config = config.model_dump(mode="json")  # shown by reports, read by exports
+    recorded_config["storage"] = shown_url(url)
+    study.set_user_attr("config", recorded_config)
     return study
 
 

@@ -17,7 +17,7 @@ import optuna
 
 from blocknas.costmodel import cost
 from blocknas.search.searcher import arch_summary
-from blocknas.search.study import RECORD_ATTR
+from blocknas.search.study import RECORD_ATTR, storage_for
 from blocknas.spaces.schema import SearchSpace
 
 TrialState = optuna.trial.TrialState
@@ -95,9 +95,8 @@ def synthetic_study(
 
         synthetic_study("sqlite:///big.db", "big", 10_000)  # about a minute
     """
-    study = optuna.create_study(
-        study_name=name, storage=storage, directions=["maximize", "minimize"]
-    )
+    store = storage_for(storage) if isinstance(storage, str) else storage
+    study = optuna.create_study(study_name=name, storage=store, directions=["maximize", "minimize"])
     study.set_user_attr("objectives", [{"metric": "accuracy"}, {"metric": "macs"}])
     study.set_user_attr("budgets", {"macs": BUDGET})
     study.set_user_attr("planned_trials", trials)

@@ -13,7 +13,7 @@ import pandas as pd
 
 from blocknas.metrics import METRICS, Metric, number
 from blocknas.search.results import pareto_front, reference_point, summary
-from blocknas.search.study import record
+from blocknas.search.study import record, shown_url
 
 #: the metrics a front table shows when measured; the objectives are added
 FRONT_COLUMNS = ("accuracy", "test_accuracy", "macs", "params", "latency_ms")
@@ -124,7 +124,7 @@ def describe(
     s = summary(df)
     front = s["front"]
     lines = [
-        f"study {study!r} in {storage}; checkpoints and Ray results in {results_dir}",
+        f"study {study!r} in {shown_url(storage)}; checkpoints and Ray results in {results_dir}",
         accounting(s),
         f"Pareto front: {front} architecture{'' if front == 1 else 's'}, hypervolume "
         f"{s['hypervolume']:.4f} (normalised: {reference_text(df) or 'accuracy alone'})",
