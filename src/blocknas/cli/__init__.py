@@ -6,7 +6,7 @@ what is wrong and exit status 2; ``--debug`` shows the traceback instead.
 
 from __future__ import annotations
 
-from blocknas.cli import arch, export, jobs, views  # noqa: F401  # each registers its commands on the app
+from blocknas.cli import arch, cluster, export, jobs, views  # noqa: F401  # each registers its commands on the app
 from blocknas.cli.app import app
 
 __all__ = ["app", "main"]
