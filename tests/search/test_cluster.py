@@ -94,6 +94,7 @@ def test_search_jobs_end_to_end(head: Head, postgres: Server, tmp_path: Path) ->
     assert submitted.returncode == 0, submitted.stderr
     job_a = submitted.stdout.strip()
     assert "blocknas jobs logs" in submitted.stderr and postgres.password not in submitted.stderr
+    assert "INFO" not in submitted.stderr  # only blocknas's lines, not the SDK's
     job_b = jobs.submit(cfg_b, head.address)  # a second study in the same database, at once
 
     listed = cli("jobs", "list", "--address", head.address)

@@ -149,16 +149,12 @@ def submit(
 @contextmanager
 def _quiet_sdk() -> Iterator[None]:
     """Ray's SDK logs each upload at INFO on the user's terminal: not blocknas's output."""
-    names = ("ray.dashboard.modules.dashboard_sdk", "ray._private.runtime_env.packaging")
-    loggers = [logging.getLogger(n) for n in names]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.WARNING)
+    before = logging.root.manager.disable
+    logging.disable(logging.INFO)  # the SDK's loggers set their own INFO level
     try:
         yield
     finally:
-        for lg, level in zip(loggers, levels, strict=True):
-            lg.setLevel(level)
+        logging.disable(before)
 
 
 def list_jobs(address: str, *, token: str | None = None, every: bool = False) -> list[Job]:
