@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck hadolint chromium postgresql pytest bench bench-quality bench-dashboard bench-export clean
+.PHONY: demo test lint typecheck hadolint chromium postgresql docker-compose pytest bench bench-quality bench-dashboard bench-export clean
 
 # Create the venv and install the package with its dev tools once; re-run only when
 # pyproject.toml changes.
@@ -45,7 +45,13 @@ postgresql:
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends postgresql; }
 
-pytest: $(STAMP) chromium postgresql
+# The deploy-file tests validate docker/compose.yaml with Debian's docker-compose: installed when missing.
+docker-compose:
+	@command -v docker-compose >/dev/null 2>&1 || { \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends docker-compose; }
+
+pytest: $(STAMP) chromium postgresql docker-compose
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
