@@ -7,8 +7,6 @@ export of such a trial is always possible; the other trials are sampled.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,9 @@ import yaml
 from blocknas import load_results
 from blocknas.search.config import SearchConfig
 from blocknas.search.run import run_search
+from tests.cli import blocknas_cli
+
+__all__ = ["Study", "blocknas_cli", "digits_config", "manifest"]
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -67,20 +68,6 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> Study:
     outcome = run_search(cfg, echo=lambda line: None)
     assert (outcome.results.state == "complete").sum() >= 2, outcome.describe()
     return Study(cfg.storage_url(), cfg.name, cfg.run_dir)
-
-
-def blocknas_cli(
-    *args: str, cwd: Path | None = None, **kw: Any
-) -> subprocess.CompletedProcess[str]:
-    """The real console script, as a user runs it."""
-    return subprocess.run(
-        [sys.executable, "-m", "blocknas.cli", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=cwd,
-        **kw,
-    )
 
 
 def manifest(folder: Path) -> dict[str, Any]:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +17,7 @@ import yaml
 from blocknas import load_results
 from blocknas.dashboards.live import LiveStudy
 from blocknas.search import jobs
+from tests.cli import blocknas_cli
 from tests.postgres import Server
 from tests.rayhead import Head, ray_head
 from tests.search.test_search import _descendants, _is_loopback, _listening, config
@@ -31,16 +30,6 @@ def head(postgres: Server) -> Iterator[Head]:
     """The head gets the database password in its environment, as a cluster gets a Secret."""
     with ray_head(num_cpus=2) as h:
         yield h
-
-
-def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "blocknas.cli", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=timeout,
-    )
 
 
 def write_config(tmp_path: Path, name: str, url: str, trials: int) -> Path:
@@ -90,25 +79,25 @@ def test_search_jobs_end_to_end(head: Head, postgres: Server, tmp_path: Path) ->
     url_a, url_b = postgres.create_database("cluster"), postgres.url("cluster")
     cfg_a = write_config(tmp_path, "clusa", url_a, trials=40)  # stopped long before
     cfg_b = write_config(tmp_path, "clusb", url_b, trials=2)
-    submitted = cli("submit", str(cfg_a), "--address", head.address)
+    submitted = blocknas_cli("submit", str(cfg_a), "--address", head.address)
     assert submitted.returncode == 0, submitted.stderr
     job_a = submitted.stdout.strip()
     assert "blocknas jobs logs" in submitted.stderr and postgres.password not in submitted.stderr
     assert "INFO" not in submitted.stderr  # only blocknas's lines, not the SDK's
     job_b = jobs.submit(cfg_b, head.address)  # a second study in the same database, at once
 
-    listed = cli("jobs", "list", "--address", head.address)
+    listed = blocknas_cli("jobs", "list", "--address", head.address)
     assert listed.returncode == 0 and job_a in listed.stdout and job_b in listed.stdout
     # the study is read from PostgreSQL while the job runs: results and the dashboard's reader
     rows = wait("a trained trial of job A", lambda: len(trained(url_a, "clusa")) >= 1)
     assert rows and jobs.status(head.address, job_a).status == "RUNNING"
     assert len(LiveStudy(url_a, "clusa").frame()) >= 1
-    follow = cli("jobs", "logs", job_b, "--follow", "--address", head.address)
+    follow = blocknas_cli("jobs", "logs", job_b, "--follow", "--address", head.address)
     assert follow.returncode == 0 and "trial " in follow.stdout and "Pareto front" in follow.stdout
     assert jobs.status(head.address, job_b).status == "SUCCEEDED"
 
     wait("two trained trials of job A", lambda: len(trained(url_a, "clusa")) >= 2)
-    stopped = cli("jobs", "stop", job_a, "--address", head.address)
+    stopped = blocknas_cli("jobs", "stop", job_a, "--address", head.address)
     assert stopped.returncode == 0 and "STOPPED" in stopped.stdout, stopped.stdout
     before = trained(url_a, "clusa")[["number", "state"]]
 
@@ -125,7 +114,7 @@ def test_search_jobs_end_to_end(head: Head, postgres: Server, tmp_path: Path) ->
         lambda: jobs.status(head.address, job).status in jobs.TERMINAL,
         seconds=300,
     )
-    assert jobs.status(head.address, job).status == "SUCCEEDED", cli(
+    assert jobs.status(head.address, job).status == "SUCCEEDED", blocknas_cli(
         "jobs", "logs", job, "--address", head.address
     ).stdout[-3000:]
     df = load_results(url_a, "clusa")
@@ -142,12 +131,12 @@ def test_search_jobs_end_to_end(head: Head, postgres: Server, tmp_path: Path) ->
 
 def test_submit_refuses_what_the_cluster_cannot_use(head: Head, tmp_path: Path) -> None:
     sqlite = write_config(tmp_path, "local", f"sqlite:///{tmp_path}/s.db", trials=1)
-    proc = cli("submit", str(sqlite), "--address", head.address)
+    proc = blocknas_cli("submit", str(sqlite), "--address", head.address)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
     assert "a cluster job needs a database" in proc.stderr
-    proc = cli("jobs", "status", "no-such-job", "--address", head.address)
+    proc = blocknas_cli("jobs", "status", "no-such-job", "--address", head.address)
     assert (
         proc.returncode == 2 and proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1
     )
-    proc = cli("jobs", "list", "--address", "http://127.0.0.1:9")
+    proc = blocknas_cli("jobs", "list", "--address", "http://127.0.0.1:9")
     assert proc.returncode == 2 and "cannot reach Ray's jobs API" in proc.stderr

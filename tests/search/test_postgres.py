@@ -3,15 +3,12 @@ report; passwords from the environment, never shown; bad storages refused in one
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
 import optuna
 import pandas as pd
 import pytest
-import yaml
 
 from blocknas import load_results, pareto_front
 from blocknas.dashboards.live import LiveStudy
@@ -20,6 +17,7 @@ from blocknas.search.config import SearchConfig
 from blocknas.search.run import run_search
 from blocknas.search.study import storage_for
 from blocknas.search.synthetic import synthetic_study
+from tests.cli import search_cli
 from tests.postgres import PASSWORD_ENV, Server, free_port
 from tests.search.test_search import config
 
@@ -73,18 +71,6 @@ def test_two_studies_write_one_database_at_once(postgres: Server) -> None:
         assert len(df) == 60 and df.number.tolist() == list(range(60))
 
 
-def _search_cli(cfg: dict, tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    path = tmp_path / "cfg.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return subprocess.run(
-        [sys.executable, "-m", "blocknas.cli", "search", str(path)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
-
-
 @pytest.mark.parametrize("problem", ["closed port", "wrong password", "unset variable"])
 def test_a_bad_storage_is_one_line_before_ray_starts(
     postgres: Server, tmp_path: Path, problem: str
@@ -94,7 +80,7 @@ def test_a_bad_storage_is_one_line_before_ray_starts(
         "wrong password": postgres.url("postgres").replace("${" + PASSWORD_ENV + "}", "nope"),
         "unset variable": postgres.url("postgres").replace(PASSWORD_ENV, "BLOCKNAS_NOT_SET"),
     }[problem]
-    proc = _search_cli(config(tmp_path, storage=url), tmp_path)
+    proc = search_cli(config(tmp_path, storage=url), tmp_path)
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), lines

@@ -5,8 +5,6 @@ Real Ray, real Optuna storage, real training on digits."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +21,7 @@ from blocknas.search.results import summary
 from blocknas.search.run import run_search
 from blocknas.search.study import record
 from blocknas.spaces.schema import SearchSpace
+from tests.cli import search_cli
 from tests.search.test_search import config
 
 runner = CliRunner()
@@ -116,23 +115,11 @@ def test_no_trial_is_pruned_at_its_last_planned_epoch(tmp_path: Path) -> None:
     assert f"saved {s['epochs_saved']} of {s['epochs_planned']} planned" in outcome.describe()
 
 
-def _cli_search(cfg: dict[str, Any], tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    path = tmp_path / "search.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return subprocess.run(
-        [sys.executable, "-m", "blocknas.cli", "search", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-
-
 def test_data_that_cannot_load_ends_the_search_before_anything_starts(tmp_path: Path) -> None:
     cfg = config(tmp_path)
     cfg["space"] = cfg["space"] | {"input": [3, 8, 8]}
     cfg["data"] = {"name": "cifar10", "root": "/nonexistent"}
-    proc = _cli_search(cfg, tmp_path)
+    proc = search_cli(cfg, tmp_path)
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: data.root: "), lines
@@ -152,7 +139,7 @@ def _write(path: Path, cfg: dict[str, Any]) -> Path:
 
 def test_a_search_in_which_every_trial_fails_exits_1_with_the_reasons(tmp_path: Path) -> None:
     cfg = config(tmp_path, train={"lr": 1e30, "epochs": 1}, search={"trials": 2})
-    proc = _cli_search(cfg, tmp_path)
+    proc = search_cli(cfg, tmp_path)
     assert proc.returncode == 1, proc.stderr[-2000:]
     tail = proc.stderr[proc.stderr.index("no trial completed training") :].splitlines()
     assert tail[1].lstrip().startswith("2× TrainingError: the training loss became "), tail
