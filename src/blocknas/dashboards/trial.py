@@ -1,5 +1,5 @@
 """What the trial page (and the report, per front architecture) shows of one trial, as data:
-its layers as a diagram's rows, its learning curve, and the command that exports it.
+its learning curve and the command that exports it (its layers: blocknas.costmodel.summary).
 :mod:`blocknas.dashboards.figures` draws them; the tests check these numbers."""
 
 from __future__ import annotations
@@ -8,6 +8,8 @@ import json
 import shlex
 from collections.abc import Mapping
 from typing import Any
+
+from blocknas.search.study import shown_url
 
 
 def learning_curve(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -26,7 +28,8 @@ def learning_curve(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def export_command(storage: str, study: str, trial: int, out: str | None = None) -> str:
-    """The ``blocknas export`` command line for one trial (contracts §3), quoted for a shell."""
+    """The ``blocknas export`` command line for one trial (contracts §3), quoted for a shell; a
+    literal password in the storage URL shows as ``***`` (``${VAR}`` is kept)."""
     out = out or f"export/{study}-trial{trial}"
-    args = ["blocknas", "export", "--storage", storage, "--study", study]
+    args = ["blocknas", "export", "--storage", shown_url(storage), "--study", study]
     return shlex.join([*args, "--trial", str(trial), "--out", out])
