@@ -94,6 +94,7 @@ def _rdb(url: str, create: bool, tries: int = 5) -> optuna.storages.RDBStorage:
 
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_PASSWORD = re.compile(r"(://[^:/@]+:)(.+)@")  # user:password@ of a URL
 
 
 def expand_url(url: str) -> str:
@@ -114,19 +115,19 @@ def expand_url(url: str) -> str:
 
 
 def shown_url(url: str) -> str:
-    """A storage URL as it may be printed or stored: any literal password masked.
+    """A storage URL as it may be printed or stored: a literal password masked, ``${VAR}`` kept.
 
     >>> shown_url("postgresql+psycopg://me:s3@db:5432/nas")
     'postgresql+psycopg://me:***@db:5432/nas'
     >>> shown_url("postgresql+psycopg://me:${PGPASS}@db/nas")
     'postgresql+psycopg://me:${PGPASS}@db/nas'
     """
-    if _VAR.search(url) or "@" not in url:
-        return url
-    try:
-        return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
-    except sqlalchemy.exc.ArgumentError:
-        return url.split("://", 1)[0] + "://***"
+
+    def mask(m: re.Match[str]) -> str:
+        secret = m.group(2) if _VAR.fullmatch(m.group(2)) else "***"
+        return f"{m.group(1)}{secret}@"
+
+    return _PASSWORD.sub(mask, url, count=1)
 
 
 def storage_for(url: str, *, create: bool = True) -> optuna.storages.BaseStorage:
