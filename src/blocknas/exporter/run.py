@@ -89,7 +89,8 @@ def export(
         _study_config(storage, df.attrs["study"]), df.attrs["study"]
     )
     latency = {"device": "cpu", "threads": 1, "batch": 1, **settings.latency}
-    check_device(device or latency["device"])  # before any work
+    latency["device"] = device or latency["device"]
+    check_device(latency["device"])  # before any work
     staging = stage(out, force=force)
     progress.say(
         f"exporting trial {choice.number} of {df.attrs['study']!r} ({choice.how}) to {out}"
@@ -99,7 +100,7 @@ def export(
         job = _Job(staging, trained, choice, settings, progress)
         job.write_files()
         checks = job.verify()
-        job.finish(checks, latency | {"device": device or latency["device"]}, df.attrs, storage)
+        job.finish(checks, latency, df.attrs, storage)
     except KeyboardInterrupt:
         progress.say(f"interrupted: run the same export again to resume ({staging.path} kept)")
         raise

@@ -83,14 +83,12 @@ def tpe_sampler(seed: int) -> optuna.samplers.TPESampler:
 def _rdb(url: str, create: bool, tries: int = 5) -> optuna.storages.RDBStorage:
     """Optuna's RDB storage. Two searches creating the tables of a new database at the same
     moment collide (PostgreSQL: a duplicate type); the later one retries once the first is done."""
-    for attempt in range(tries):
+    for attempt in range(tries - 1 if create else 0):
         try:
             return optuna.storages.RDBStorage(url, skip_table_creation=not create)
         except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
-            if not create or attempt == tries - 1:
-                raise
             time.sleep(0.5 * (attempt + 1))
-    raise AssertionError("unreachable")
+    return optuna.storages.RDBStorage(url, skip_table_creation=not create)  # errors go up
 
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
