@@ -92,25 +92,46 @@ def test_cost_of_resnet50_preset_matches_the_reference() -> None:
     assert data["latency_ms"] is None
 
 
-def test_cost_of_a_spec_file_with_latency_and_table(tmp_path: Path) -> None:
+def test_profile_then_cost_predicts_a_spec_never_profiled(tmp_path: Path) -> None:
+    from blocknas import ArchSpec
+    from blocknas.costmodel.features import entry, spec_parts
+    from blocknas.costmodel.profiling import read
+
     spec = ROOT / "examples" / "specs" / "resnet20_acb.yaml"
     table = tmp_path / "t.json"
     space = tmp_path / "space.yaml"
-    space.write_text(
-        "input: [3, 32, 32]\nnum_classes: 10\nstem: {out: 16}\n"
-        "stages:\n  - {depth: 3, out: 16}\n  - {depth: 3, out: 32, stride: 2}\n"
-        "  - {depth: 3, out: 64, stride: 2}\nlayer: {op: acb}\n"
+    space.write_text(  # no ACB here: none of the ACB ResNet-20's blocks is profiled
+        "input: [3, 32, 32]\nnum_classes: 10\nstem: {out: [8, 16]}\n"
+        "stages:\n  - {depth: [1, 2], out: [8, 16]}\n  - {depth: [1, 2], out: 32, stride: 2}\n"
+        "layer: {op: [conv, dwsep], block: [basic, plain]}\n"
     )
-    prof = runner.invoke(app, ["profile", str(space), "--samples", "1", "-o", str(table)])
+    prof = runner.invoke(
+        app, ["profile", str(space), "--samples", "8", "--holdout", "2", "-o", str(table)]
+    )
     assert prof.exit_code == 0, prof.output
-    assert "parts (" in prof.output
+    assert "8 profiled specs, on cpu: " in prof.output and "within ±10%" in prof.output
+    timed = {key for s in read(table).samples for key, _ in s.parts}
+    parts = spec_parts(ArchSpec.from_file(spec))
+    assert len(parts) > 3 and not {entry(p, s) for p, s in parts[1:-1]} & timed
     result = runner.invoke(
-        app, ["cost", str(spec), "--device", "cpu", "--table", str(table), "--json"]
+        app,
+        ["cost", str(spec), "--device", "cpu", "--threads", "1", "--table", str(table), "--json"],
     )
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert data["macs"] < data["train_macs"] and data["latency_ms"] > 0
-    assert data["predicted_latency_ms"] > 0
+    assert 0.1 < data["predicted_latency_ms"] / data["latency_ms"] < 10
+    # another thread count or device: refused in one line, before anything is measured
+    for flags, why in (
+        (["--threads", "2"], "threads 1, not 2"),
+        (["--batch", "4"], "batch 1, not 4"),
+    ):
+        other = runner.invoke(app, ["cost", str(spec), "--table", str(table), *flags])
+        assert other.exit_code == 2 and why in other.output, other.output
+        assert other.output.count("\n") == 1 and "blocknas profile" in other.output
+    gpu = runner.invoke(app, ["cost", str(spec), "--table", str(table), "--device", "cuda"])
+    assert gpu.exit_code == 2 and gpu.output.count("\n") == 1, gpu.output
+    assert "'cuda'" in gpu.output
 
 
 def test_cost_input_errors_are_one_line() -> None:

@@ -7,6 +7,7 @@ shows the traceback instead.
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -67,3 +68,29 @@ def parse_input(text: str) -> tuple[int, int, int]:
 
 
 SpecFile = Annotated[Path, typer.Argument(help="An ArchSpec file (.yaml or .json).")]
+
+
+class ProgressBar:
+    """A progress bar on stderr whose length is known only at the first update (``done`` of
+    ``total``), for work that counts its own steps; a no-op until then.
+
+    >>> with ProgressBar("profiling") as bar:
+    ...     bar.update(1, 2)
+    """
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.bar: Any = None
+
+    def update(self, done: int, total: int) -> None:
+        if self.bar is None:
+            self.bar = typer.progressbar(length=total, label=self.label, file=sys.stderr)
+            self.bar.__enter__()
+        self.bar.update(done - self.bar.pos)
+
+    def __enter__(self) -> ProgressBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)

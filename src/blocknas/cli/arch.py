@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from blocknas.cli.app import app, fail, parse_input, user_errors
+from blocknas.cli.app import ProgressBar, app, fail, parse_input, user_errors
 
 if TYPE_CHECKING:
     from blocknas import ArchSpec
@@ -130,30 +129,46 @@ def cost(
     device: Annotated[
         str | None, typer.Option("--device", help="Measure latency: cpu|cuda.")
     ] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option("--threads", min=1, help="Torch threads (default: all; a predictor's)."),
+    ] = None,
+    batch: Annotated[
+        int | None, typer.Option("--batch", min=1, help="Batch size (default 1; a predictor's).")
+    ] = None,
     table: Annotated[
-        Path | None, typer.Option("--table", help="Predict latency from a table.")
+        Path | None,
+        typer.Option("--table", help="Predict latency with a predictor (`blocknas profile`)."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """MACs and params of the deploy form (what budgets limit) and of the training form;
-    latency when a device is given.
+    latency when a device is given, predicted latency with --table (nothing is measured).
 
-    Example: blocknas cost --preset resnet50 --input 3,224,224 --num-classes 1000 --json
+    Example: blocknas cost examples/specs/resnet20_acb.yaml --table runs/latency_cpu.json --json
     """
     from blocknas.costmodel import cost as compute_cost
     from blocknas.metrics import METRICS
 
     spec = _spec_of(spec_file, preset, input, num_classes)
-    result = compute_cost(spec, device=device).to_dict()
-    if table is not None:
-        from blocknas.costmodel.table import LatencyTable
+    predicted = None
+    if table is not None:  # a predictor for another setting is refused before any work
+        from blocknas.costmodel.predictor import Target
+        from blocknas.costmodel.profiling import read
 
-        result["predicted_latency_ms"] = LatencyTable.load(table).predict(spec)
+        predictor = read(table)
+        have = predictor.target
+        here = Target.here(device or have.device, threads or have.threads, batch or have.batch)
+        predictor.check(here, table)
+        predicted = predictor.predict(spec)
+    result = compute_cost(spec, device=device, batch=batch or 1, threads=threads).to_dict()
+    if predicted is not None:
+        result["predicted_latency_ms"] = predicted
     if as_json:
         typer.echo(json.dumps(result))
         return
     for key, value in result.items():
-        doc = METRICS[key].doc if key in METRICS else "predicted from the latency table"
+        doc = METRICS[key].doc if key in METRICS else "predicted by the latency predictor"
         typer.echo(f"{key:>22}  {METRICS.show(key, value, table=True):>16}  {doc}")
 
 
@@ -201,35 +216,39 @@ def space_sample(
 def profile(
     config: Annotated[Path, typer.Argument(help="A search config (its space: section) or space.")],
     device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu",
-    samples: Annotated[int, typer.Option("--samples", min=1, help="Specs drawn.")] = 100,
+    samples: Annotated[
+        int, typer.Option("--samples", min=1, help="Training specs drawn and profiled.")
+    ] = 120,
+    holdout: Annotated[
+        int, typer.Option("--holdout", min=0, help="Held-out specs, measured twice.")
+    ] = 30,
     threads: Annotated[int, typer.Option("--threads", min=1, help="Torch threads.")] = 1,
     batch: Annotated[int, typer.Option("--batch", min=1, help="Batch size timed.")] = 1,
     seed: Annotated[int, typer.Option("--seed")] = 0,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Table file to write.")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Predictor file to write or extend.")
+    ] = None,
 ) -> None:
-    """Measure a latency table: each distinct part (stem, adaptor, block, head at its input
-    shape) of specs drawn from the space, timed once on the device. An existing table file
-    for the same device, threads and batch is extended.
+    """Build a latency predictor: time specs drawn from the space (each part inside the running
+    network, and the whole), fit a regression that predicts parts never profiled, and report its
+    error on held-out specs next to the clock's own re-measurement noise. An interrupted run
+    resumes and an existing file for the same device, threads and batch is extended.
 
-    Example: blocknas profile examples/digits.yaml --device cpu --samples 50 -o latency.json
+    Example: blocknas profile examples/cifar10.yaml --device cpu --threads 1 -o latency.json
     """
-    from blocknas.costmodel.table import LatencyTable
-    from blocknas.costmodel.table import profile as run_profile
+    from blocknas.costmodel.predictor import Target
+    from blocknas.costmodel.profiling import profile as run_profile
+    from blocknas.costmodel.profiling import report_table
     from blocknas.spaces.schema import SearchSpace
 
     space = SearchSpace.from_file(config)
     out = out or Path("runs") / f"latency_{device}.json"
-    table = LatencyTable(device=device, threads=threads, batch=batch)
-    if out.exists():
-        table = LatencyTable.load(out)
-        if (table.device, table.threads, table.batch) != (device, threads, batch):
-            raise ValueError(
-                f"{out} was measured with device={table.device}, threads={table.threads}, "
-                f"batch={table.batch}; pass the same or choose another --out"
-            )
-    before = len(table.entries)
-    with typer.progressbar(length=samples, label="profiling", file=sys.stderr) as bar:
-        run_profile(space, table, samples=samples, seed=seed, progress=lambda _d, _t: bar.update(1))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    table.save(out)
-    typer.echo(f"{out}: {len(table.entries)} parts ({len(table.entries) - before} new)")
+    target = Target.here(device, threads, batch)
+    with ProgressBar("profiling") as bar:
+        predictor = run_profile(
+            space, out, target, samples=samples, holdout=holdout, seed=seed, progress=bar.update
+        )
+    trained = sum(s.role == "train" for s in predictor.samples)
+    typer.echo(f"{out}: {trained} profiled specs, on {target.describe()}")
+    if predictor.report is not None:
+        typer.echo(report_table(predictor.report))
