@@ -137,8 +137,12 @@ def _check_records(df: Any, cfg: dict[str, Any]) -> None:
     assert (rejected.state == "infeasible").all()
     assert (rejected.macs > BUDGET).all()
     assert rejected.reason.str.startswith("over budget: macs").all()
-    # not trained, so not measured: missing, never 0
-    assert rejected.accuracy.isna().all() and rejected.latency_ms.isna().all()
+    # not trained, so not measured: missing, never 0; latency predicted when it is an objective
+    assert rejected.accuracy.isna().all()
+    if "latency_ms" in cfg.get("objectives", []):
+        assert (rejected.latency_ms > 0).all()
+    else:
+        assert rejected.latency_ms.isna().all()
     assert rejected.wall_seconds.isna().all() and (rejected.flops == 2 * rejected.macs).all()
     done = df[df.state == "complete"]
     for row in done.itertuples():
@@ -227,9 +231,10 @@ def test_two_node_cluster_runs_trials_on_both_nodes(tmp_path: Path) -> None:
     cluster.add_node(num_cpus=1)
     cluster.wait_for_nodes()
     try:
-        # with a latency objective and no table: each trial times its deploy form first
+        # with a latency objective: a predictor is profiled first, the trials report measured
         cfg = config(tmp_path, search={"trials": 4, "concurrency": 2})
         cfg["objectives"] = ["accuracy", "macs", "latency_ms"]
+        cfg["latency"] = {"samples": 8, "holdout": 2}
         outcome, _ = _run(cfg, address=cluster.address)
     finally:
         ray.shutdown()

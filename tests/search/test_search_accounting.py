@@ -98,7 +98,8 @@ def test_no_trial_is_pruned_at_its_last_planned_epoch(tmp_path: Path) -> None:
     eager = {"enabled": True, "rule": "dominance", "min_epoch": 1, "min_dominators": 1}
     eager |= {"cost_tolerance": 100.0, "margin": 0.0}  # every trial is comparable to every other
     cfg = config(tmp_path, search={"trials": 8, "early_stopping": eager})
-    cfg["objectives"] = ["accuracy", "macs", "latency_ms"]  # latency timed before training
+    cfg["objectives"] = ["accuracy", "macs", "latency_ms"]  # latency predicted at launch
+    cfg["latency"] = {"samples": 8, "holdout": 2}
     outcome = run_search(SearchConfig.from_dict(cfg), echo=lambda _line: None)
     df = outcome.results
     planned = cfg["train"]["epochs"]
@@ -106,7 +107,7 @@ def test_no_trial_is_pruned_at_its_last_planned_epoch(tmp_path: Path) -> None:
     pruned = launched[launched.state == "pruned"]
     assert len(pruned) >= 1, launched[["number", "state", "accuracy", "epochs"]]
     assert (pruned.epochs < planned).all(), pruned[["number", "epochs", "reason"]]
-    assert (pruned.latency_ms > 0).all() and pruned.accuracy.isna().all()  # measured / partial
+    assert (pruned.latency_ms > 0).all() and pruned.accuracy.isna().all()  # predicted / partial
     at_last = launched[launched.epochs == planned]
     assert set(at_last.state) <= {"complete", "infeasible"}
     s = summary(df)

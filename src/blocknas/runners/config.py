@@ -104,6 +104,7 @@ class TrainConfig(_Model):
     # final metrics
     latency_device: str | None = None  # None: the training device
     latency_batch: int = Field(1, ge=1)
+    latency_threads: int | None = Field(None, ge=1)  # None: the training threads
 
 
 def read_train_config(path: str | Path) -> tuple[DataConfig, TrainConfig]:

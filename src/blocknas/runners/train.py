@@ -346,6 +346,7 @@ def _finish(
         _plain_copy(run.model, learned),
         device=run.config.latency_device or run.device.type,
         batch=run.config.latency_batch,
+        threads=run.config.latency_threads,
     )
     last = history[-1]
     metrics: dict[str, Any] = {  # the names of contracts §5, plus the losses and the time

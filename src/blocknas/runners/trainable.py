@@ -13,7 +13,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from blocknas.costmodel import measure_latency
 from blocknas.runners.config import DataConfig, TrainConfig
 from blocknas.runners.data import DataSplits
 from blocknas.runners.train import EpochReport, train
@@ -62,15 +61,6 @@ def run_trial(config: dict[str, Any]) -> None:
     try:
         spec = ArchSpec.from_dict(config["spec"])
         train_cfg = TrainConfig(**config["train"])
-        if config.get("time_latency_first") and "latency_ms" not in base:
-            # early stopping compares latency from the first epoch on: time the untrained
-            # deploy form once, briefly (the final metrics measure the trained one)
-            base["latency_ms"] = measure_latency(
-                spec,
-                device=train_cfg.latency_device or "cpu",
-                batch=train_cfg.latency_batch,
-                min_run_time=0.2,
-            )
         data = _data(DataConfig(**config["data"]), spec.input, int(config.get("split_seed", 0)))
         result = train(
             spec,

@@ -147,7 +147,11 @@ class LatencySettings(_Model):
     device: str = "cpu"  # where latency is predicted and measured
     threads: int = Field(1, ge=1)
     batch: int = Field(1, ge=1)
-    table: Path | None = None  # default: <results>/<name>/latency_<device>.json, filled as needed
+    # the latency predictor file (`blocknas profile`); by default
+    # <results>/<name>/latency_<device>.json, profiled from the space when missing
+    table: Path | None = None
+    samples: int = Field(120, ge=8)  # training specs profiled when the search builds a predictor
+    holdout: int = Field(30, ge=0)  # held-out specs it reports its error on
 
 
 class SearchConfig(_Model):
@@ -246,9 +250,8 @@ class SearchConfig(_Model):
         return self.storage or f"sqlite:///{self.run_dir / 'study.db'}"
 
     def predicts_latency(self) -> bool:
-        """Whether candidates get a latency predicted from the table before training: for a
-        budget on a predicted metric, or when a table is given. A latency objective alone needs
-        no prediction: trained trials report their measured latency, and timing new parts costs
-        seconds."""
-        predicted = any(METRICS[m].predicted for m in self.budgets.limits())
-        return predicted or self.latency.table is not None
+        """Whether candidates get a latency predicted before training: whenever a predicted
+        metric is an objective or a budget (the budget rejects before training, early stopping
+        compares costs from the first epoch), or when a predictor file is given."""
+        named = [o.metric for o in self.objectives] + list(self.budgets.limits())
+        return any(METRICS[m].predicted for m in named) or self.latency.table is not None

@@ -1,6 +1,6 @@
 """Searches as Ray jobs: submit one to a cluster's jobs API, list, follow, stop them.
 
-``submit`` packs the config and the files it names (the latency table, seed spec files) into a
+``submit`` packs the config and the files it names (the latency predictor, seed spec files) into a
 working folder that travels in the job's runtime environment, and runs ``blocknas search`` on the
 cluster against the config's storage, which must be a database both the cluster and the user can
 reach (PostgreSQL): a SQLite file would stay inside the job's temporary folder. A stopped or

@@ -136,6 +136,7 @@ def summary(df: pd.DataFrame) -> dict[str, Any]:
     launched = df["launched"].astype(bool)
     infeasible = state == "infeasible"
     rejected = int((infeasible & ~launched).sum())
+    over_after = int((infeasible & launched).sum())  # within the predicted budget, not the real
     counts = {s: int((state == s).sum()) for s in ("complete", "running", "pruned", "failed")}
     finished = counts["complete"] + counts["pruned"] + counts["failed"] + int(infeasible.sum())
     ended = launched & state.isin(["complete", "infeasible", "pruned", "failed"])
@@ -149,6 +150,7 @@ def summary(df: pd.DataFrame) -> dict[str, Any]:
         **counts,
         "infeasible": int(infeasible.sum()),
         "rejected": rejected,
+        "over_budget_after_training": over_after,
         "front": len(pareto_front(df)) if has_objectives else 0,
         "epochs_run": int(pd.to_numeric(df["epochs"], errors="coerce").fillna(0).sum()),
         "epochs_planned": planned,

@@ -209,16 +209,15 @@ def _trial_config(config: SearchConfig) -> dict[str, Any]:
     train = config.train.model_dump(mode="json") | {
         "latency_device": config.latency.device,
         "latency_batch": config.latency.batch,
+        "latency_threads": config.latency.threads,  # as the predictor was profiled
         "threads": max(1, int(cpus)) if gpus == 0 else config.train.threads,
     }
-    # a cost objective known only after training, and not predicted, is measured by the trial
-    # before it trains (one short timing), so that early stopping can compare it from epoch 1
-    after = [m for m in cost_objectives(config) if METRICS[m].known == "after"]
+    # latency, known only after training, is predicted at launch (the searcher's costs), so
+    # early stopping compares it from the first epoch
     return {
         "train": train,
         "data": config.data.model_dump(mode="json"),
         "split_seed": config.search.seed,
-        "time_latency_first": "latency_ms" in after and not config.predicts_latency(),
     }
 
 
@@ -231,7 +230,7 @@ def _searcher(
     echo: Echo,
 ) -> StudySearcher:
     """The searcher, printing a line per finished trial and a progress line every few seconds."""
-    from blocknas.search.searcher import StudySearcher
+    from blocknas.search.searcher import Coster, StudySearcher
 
     objectives = [o.metric for o in config.objectives]
     last_summary = [0.0]
@@ -251,6 +250,7 @@ def _searcher(
         trials=wanted,
         trial_config=_trial_config(config),
         checkpoint_dir=run_dir / "checkpoints",
+        coster=Coster(config, echo),
         stopped_at=scheduler.stopped.get if scheduler else (lambda _t: None),
         on_finish=finished,
     )

@@ -20,7 +20,7 @@ import optuna
 from ray.tune.search import Searcher
 
 from blocknas.costmodel import cost
-from blocknas.costmodel.table import LatencyTable
+from blocknas.costmodel.predictor import LatencyPredictor, Target
 from blocknas.metrics import METRICS
 from blocknas.search.config import SearchConfig
 from blocknas.search.study import RECORD_ATTR, finished_launched
@@ -41,36 +41,54 @@ def arch_summary(spec: ArchSpec) -> str:
 
 
 class Coster:
-    """Analytic costs of a candidate before training (latency from a table when needed)."""
+    """Analytic costs of a candidate before training, with its latency predicted when the search
+    needs it (:func:`latency_predictor`)."""
 
-    def __init__(self, config: SearchConfig) -> None:
+    def __init__(self, config: SearchConfig, echo: Callable[[str], None] | None = None) -> None:
         self.config = config
-        self.table: LatencyTable | None = None
-        if config.predicts_latency():
-            lat = config.latency
-            self.path = lat.table or config.run_dir / f"latency_{lat.device}.json"
-            self.table = (
-                LatencyTable.load(self.path)
-                if self.path.exists()
-                else LatencyTable(device=lat.device, threads=lat.threads, batch=lat.batch)
-            )
-            have = (self.table.device, self.table.threads, self.table.batch)
-            if have != (lat.device, lat.threads, lat.batch):
-                raise ValueError(
-                    f"latency table {self.path} was measured with device, threads, batch = "
-                    f"{have}, but the config's latency section asks for "
-                    f"{(lat.device, lat.threads, lat.batch)}; point latency.table elsewhere"
-                )
+        self.predictor = latency_predictor(config, echo) if config.predicts_latency() else None
 
     def __call__(self, spec: ArchSpec) -> dict[str, Any]:
         """Every metric known before training, by its name in the metrics table (None: unknown)."""
         out = cost(spec).to_dict()
-        if self.table is not None:
-            if self.table.add(spec):  # measured new parts: keep them for the next search
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                self.table.save(self.path)
-            out["latency_ms"] = self.table.predict(spec)
+        if self.predictor is not None:
+            out["latency_ms"] = self.predictor.predict(spec)
         return METRICS.complete(out)
+
+
+def latency_predictor(
+    config: SearchConfig, echo: Callable[[str], None] | None = None
+) -> LatencyPredictor:
+    """The search's latency predictor: ``latency.table`` or ``<run dir>/latency_<device>.json``,
+    profiled from the space first when it is missing or unfinished (progress through ``echo``).
+    A file measured on another device, thread count, batch size or torch is refused."""
+    from blocknas.costmodel.profiling import profile, read, report_table
+
+    lat = config.latency
+    path = lat.table or config.run_dir / f"latency_{lat.device}.json"
+    target = Target.here(lat.device, lat.threads, lat.batch)
+    predictor = read(path) if path.exists() else None
+    if predictor is not None:
+        predictor.check(target, path)
+    if predictor is None or predictor.model is None:
+        say = echo or (lambda _line: None)
+        say(
+            f"latency: profiling {lat.samples} specs of the space (and {lat.holdout} held out) "
+            f"on {target.describe()} into {path}"
+        )
+        every = max(1, (lat.samples + 2 * lat.holdout) // 10)
+
+        def progress(done: int, total: int) -> None:
+            if done % every == 0 or done == total:
+                say(f"  profiled {done}/{total}")
+
+        predictor = profile(
+            config.space, path, target, samples=lat.samples, holdout=lat.holdout,
+            seed=config.search.seed, progress=progress,
+        )  # fmt: skip
+        if predictor.report is not None:
+            say(report_table(predictor.report))
+    return predictor
 
 
 def constraint_values(config: SearchConfig, metrics: dict[str, Any]) -> list[float]:

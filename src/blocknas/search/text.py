@@ -53,12 +53,14 @@ def progress_line(s: dict[str, Any], wanted: int, running: int) -> str:
 
 
 def accounting(s: dict[str, Any]) -> str:
-    """``48 trials trained (…), 17 candidates rejected …, early stopping saved 42 of 192 …``."""
-    rejected = s["rejected"]
+    """``48 trials (…), 17 candidates rejected …, 2 launched trials over budget after training;
+    early stopping saved 42 of 192 …``."""
+    rejected, over = s["rejected"], s["over_budget_after_training"]
     return (
         f"{s['done']} trials ({s['complete']} complete, {s['pruned']} pruned, {s['failed']} "
         f"failed), {rejected} candidate{'' if rejected == 1 else 's'} rejected over budget "
-        f"before training; early stopping saved {s['epochs_saved']} of "
+        f"before training, {over} launched trial{'' if over == 1 else 's'} over budget after "
+        f"training; early stopping saved {s['epochs_saved']} of "
         f"{s['epochs_planned']} planned epochs ({s['saved_fraction']:.0%})"
     )
 
