@@ -57,7 +57,7 @@ pytest: $(STAMP) chromium postgresql docker-compose
 bench: $(STAMP)
 	$(PY) bench/bench_blocks.py
 	$(PY) bench/bench_cost.py
-	$(PY) bench/bench_latency_table.py
+	$(PY) bench/bench_latency.py
 	$(PY) bench/bench_train_digits.py
 	$(PY) bench/bench_search.py
 
