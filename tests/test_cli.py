@@ -134,6 +134,37 @@ def test_profile_then_cost_predicts_a_spec_never_profiled(tmp_path: Path) -> Non
     assert "'cuda'" in gpu.output
 
 
+def test_profile_interrupted_by_ctrl_c_says_how_to_resume_and_resumes(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    from blocknas.costmodel.profiling import read
+
+    space = tmp_path / "space.yaml"
+    space.write_text(
+        "input: [1, 8, 8]\nnum_classes: 10\nstem: {out: [8, 16]}\n"
+        "stages:\n  - {depth: [1, 2], out: [8, 16, 24]}\n"
+        "layer: {op: [conv, dwsep, acb], block: [basic, plain]}\n"
+    )
+    out = tmp_path / "lat.json"
+    args = [sys.executable, "-m", "blocknas.cli", "profile", str(space)]
+    args += ["--samples", "10", "--holdout", "2", "-o", str(out)]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (out.exists() and len(read(out).samples) >= 2):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("error: interrupted")
+    assert "run the same command to resume" in err
+    kept = len(read(out).samples)
+    assert 2 <= kept < 12 and read(out).model is None
+    again = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert "10 profiled specs" in again.stdout and len(read(out).samples) == 12
+
+
 def test_cost_input_errors_are_one_line() -> None:
     result = runner.invoke(app, ["cost", "--preset", "resnet50", "--input", "3x224"])
     assert result.exit_code == 2 and "--input='3x224' must be C,H,W" in result.output

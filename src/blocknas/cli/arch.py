@@ -244,10 +244,13 @@ def profile(
     space = SearchSpace.from_file(config)
     out = out or Path("runs") / f"latency_{device}.json"
     target = Target.here(device, threads, batch)
-    with ProgressBar("profiling") as bar:
-        predictor = run_profile(
-            space, out, target, samples=samples, holdout=holdout, seed=seed, progress=bar.update
-        )
+    try:
+        with ProgressBar("profiling") as bar:
+            predictor = run_profile(
+                space, out, target, samples=samples, holdout=holdout, seed=seed, progress=bar.update
+            )
+    except KeyboardInterrupt:  # every measured spec is already in the file
+        fail(f"interrupted; {out} keeps what was measured: run the same command to resume", 130)
     trained = sum(s.role == "train" for s in predictor.samples)
     typer.echo(f"{out}: {trained} profiled specs, on {target.describe()}")
     if predictor.report is not None:
