@@ -241,6 +241,7 @@ def test_front_reference_hypervolume_summary(db: str) -> None:
         "failed": 1,
         "infeasible": 2,
         "rejected": 1,
+        "over_budget_after_training": 1,  # launched within budget, over it after training
         "front": 3,
         "epochs_run": 5 * PLANNED + 3 + PLANNED,
         "epochs_planned": 7 * PLANNED,  # launched and ended: not the rejected or running one
