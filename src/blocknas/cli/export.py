@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from blocknas.cli.app import app, fail, user_errors
+from blocknas.cli.app import ProgressBar, app, fail, user_errors
 
 if TYPE_CHECKING:
     from blocknas.runners.train import EpochReport
@@ -92,27 +91,18 @@ def export_cmd(
     typer.echo(str(path))
 
 
-class _RetrainBar:
+class _RetrainBar(ProgressBar):
     """A progress bar over the retrain's batches, opened when the first batch is done."""
 
     def __init__(self, epochs: int | None) -> None:
+        super().__init__("retraining")
         self.epochs = epochs
-        self.bar: Any = None
 
     def step(self, done: int, total: int, loss: float) -> None:
-        if self.bar is None:
-            self.bar = typer.progressbar(length=total, label="retraining", file=sys.stderr)
-            self.bar.__enter__()
-        self.bar.label = f"retraining, loss {loss:.3f}"
-        self.bar.update(done - self.bar.pos)
+        self.update(done, total, f"retraining, loss {loss:.3f}")
 
     def epoch(self, r: EpochReport) -> None:
         typer.echo(
             f"\repoch {r.epoch}/{self.epochs}: loss {r.train_loss:.4f}, accuracy {r.accuracy:.4f}",
             err=True,
         )
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.__exit__(None, None, None)
-            self.bar = None

@@ -4,7 +4,10 @@ A part (:func:`~blocknas.spaces.builder.network_parts`: stem, adaptor, block, fi
 head) is described by what its **deploy form** runs, found by one forward pass on the meta device
 (no compute): each *unit*, a module with weights of its own or no children, counted by class and,
 for weighted units, MACs and weights by their shape's kind (``dense``, ``pointwise``, ``grouped``,
-``depthwise``), with the elements the units read and write; and the part's input shape.
+``depthwise``), with the elements the units read and write; the torch functions the forward
+calls (adds, concatenations, splits, attention arithmetic that no module shows), with the
+elements they return; and the part's input shape. :func:`spec_features` adds the part's place
+in the network.
 
 Only what runs is described, not the part's name or fields: a stem, an adaptor or a block of an
 op never profiled is then predicted from parts that run the same kinds of units (on held-out
@@ -24,7 +27,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from blocknas.costmodel.counting import part_inputs
+from blocknas.costmodel.counting import count, part_inputs
 from blocknas.spaces import ArchSpec, to_deploy
 from blocknas.spaces.builder import NetworkPart
 
@@ -148,8 +151,6 @@ def spec_features(spec: ArchSpec, batch: int = 1) -> list[Features]:
     network's parameters, MACs and activations. A part's time depends a little on what runs
     around it (whose weights and activations share the cache); on held-out specs these raised
     the share predicted within ±10 %."""
-    from blocknas.costmodel.counting import count
-
     parts = [part_features(p, s) for p, s in spec_parts(spec, batch)]
     _, deploy = count(spec)
     around = {

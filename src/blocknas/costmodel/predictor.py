@@ -5,15 +5,15 @@ The predictor is fitted from profiled specs (:mod:`blocknas.costmodel.profiling`
 
 1. each **training** spec's parts, timed inside the running network (so each part sees the cache
    state it has in a real forward), give rows ``features → log(ms)``; gradient-boosted trees over
-   :func:`~blocknas.costmodel.features.part_features` predict a part from what it runs, so a
+   :func:`~blocknas.costmodel.features.spec_features` predict a part from what it runs, so a
    block, op or shape never profiled is still predicted. A part that was profiled uses the median
    of its observed times instead.
 2. the sum of a spec's parts is mapped to its whole-network latency (as ``measure_latency``
    measures it: deploy form, no hooks) by ``log(ms) = c0 + c1·log(Σ parts)``, fitted on
    *out-of-fold* sums (each spec predicted by a model that never saw it), so the calibration also
    corrects what the regression gets wrong on unseen parts, not only per-network overheads.
-3. **held-out** specs never contribute a part; measured twice (at the start and at the end of
-   profiling) they give the predictor's error and the re-measurement noise of the same run.
+3. **held-out** specs never contribute a part; measured twice (once in each half of the
+   profiling run) they give the predictor's error and the re-measurement noise of the same run.
 
 A prediction is a dictionary lookup per part and one pass of numpy over the trees; it measures
 nothing. A predictor is only valid where it was measured: :meth:`LatencyPredictor.check` refuses

@@ -141,7 +141,6 @@ def profile(
     holdout: int = 30,
     seed: int = 0,
     progress: Progress | None = None,
-    measure: Callable[[ArchSpec, Target], Sample] = measure_sample,
 ) -> LatencyPredictor:
     """Profile ``samples`` training and ``holdout`` held-out specs of ``space`` into the file
     at ``path`` (created, resumed or extended: specs already in it are not measured again),
@@ -160,7 +159,7 @@ def profile(
     steps = _schedule(train, firsts, seconds + firsts)
     for step, (kind, item) in enumerate(steps, 1):
         if kind == "train":
-            predictor.samples.append(measure(item, target))
+            predictor.samples.append(measure_sample(item, target))
         else:  # a held-out spec's first or second measurement
             if not item.latency_ms:
                 predictor.samples.append(item)
@@ -184,13 +183,12 @@ def _schedule(
     half = len(train) // 2
     steps: list[tuple[str, Any]] = []
     for specs, held in ((train[:half], firsts), (train[half:], seconds)):
-        # held-out item j goes before training spec ⌊j·n/m⌋: evenly spread over the half
-        at = {j * len(specs) // len(held): j for j in range(len(held))} if held else {}
-        for i, spec in enumerate(specs):
-            steps += [("holdout", held[at[i]])] if i in at else []
-            steps.append(("train", spec))
-        placed = set(at.values()) if specs else set()
-        steps += [("holdout", h) for j, h in enumerate(held) if j not in placed]
+        # each list evenly over [0, 1); at the same place a held-out item goes first
+        placed: list[tuple[float, int, tuple[str, Any]]] = [
+            (i / len(specs), 1, ("train", spec)) for i, spec in enumerate(specs)
+        ]
+        placed += [(j / len(held), 0, ("holdout", h)) for j, h in enumerate(held)]
+        steps += [step for *_, step in sorted(placed, key=lambda p: (p[0], p[1]))]
     return steps
 
 
