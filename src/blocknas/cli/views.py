@@ -57,10 +57,13 @@ def dashboard(
 
     Example: blocknas dashboard --storage sqlite:///runs/digits/study.db
     """
-    from blocknas.dashboards.app import TOKEN_ENV, check_host
+    from blocknas.dashboards.app import TOKEN_ENV, check_host, discover
     from blocknas.dashboards.server import serve
+    from blocknas.search.study import check_sqlite
 
     token = token or os.environ.get(TOKEN_ENV) or None
     check_host(host, token)  # before anything is said or started
+    for url in discover(storage):  # a damaged file now; one not there yet may still come
+        check_sqlite(url)
     typer.echo(f"dashboard on http://{host}:{port}/ (Ctrl-C stops it)", err=True)
     serve(storage, host=host, port=port, token=token)

@@ -25,14 +25,18 @@ import torch
 
 from blocknas.costmodel.features import entry, spec_parts
 from blocknas.costmodel.latency import check_device, measure_latency, own_rng
+from blocknas.costmodel.memory import check_space_memory
 from blocknas.costmodel.predictor import LatencyPredictor, Sample, Target
 from blocknas.spaces import ArchSpec, build, to_deploy
+from blocknas.spaces.files import MB, read_json
 from blocknas.spaces.schema import SearchSpace
 
 #: ``progress(done, total)`` after each measured spec
 Progress = Callable[[int, int], None]
 #: held-out specs are drawn from seeds this far above the training ones
 HOLDOUT_SEED_OFFSET = 1_000_003
+#: the most a predictor file may hold (its trees: ~0.5 MB, each profiled spec: ~3 kB)
+PREDICTOR_LIMIT = 100 * MB
 
 
 @contextmanager
@@ -112,12 +116,7 @@ def whole_latency(spec: ArchSpec, target: Target) -> float:
 
 def read(path: Path) -> LatencyPredictor:
     """The predictor at ``path``; ValueError (one line, naming the file) if it is not one."""
-    try:
-        data = json.loads(Path(path).read_text())
-    except OSError as e:
-        raise ValueError(f"cannot read latency predictor {str(path)!r}: {e.strerror}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path}: not a latency predictor (invalid JSON: {e})") from None
+    data = read_json(path, "latency predictor", limit=PREDICTOR_LIMIT)
     try:
         return LatencyPredictor.from_dict(data)
     except ValueError as e:
@@ -148,6 +147,7 @@ def profile(
     """
     predictor = read(path) if path.exists() else LatencyPredictor(target)
     predictor.check(target, path)
+    check_space_memory(space)  # before any spec is built
     drawn: set[str] = set()  # the run's specs: the same on a resumed run, measured only once
     train = _draw(space, seed, samples, drawn)
     held = _draw(space, seed + HOLDOUT_SEED_OFFSET, holdout, drawn)

@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
-from blocknas.spaces import ArchSpec, build_deploy
+from blocknas.spaces import ArchSpec, SpecError, build_deploy
+from blocknas.spaces.files import first_line, read_json, read_torch
 
 STAGING = ".blocknas-partial"
 MANIFEST = "manifest.json"
@@ -120,13 +120,12 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
     where = folder / MANIFEST
     if not where.is_file():
         raise ValueError(f"{folder} has no {MANIFEST}: not a blocknas export package")
-    try:
-        manifest = json.loads(where.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{where}: not valid JSON ({e})") from None
+    manifest = read_json(where, "blocknas export manifest")
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise ValueError(f"{where}: not a blocknas export manifest")
     files = manifest.get("files", {})
+    if not isinstance(files, dict) or not all(isinstance(e, dict) for e in files.values()):
+        raise ValueError(f"{where}: a damaged blocknas export manifest (files: not a mapping)")
     missing = [name for name in FILES if name not in files]
     if missing:
         raise ValueError(f"{where} lists no checksum for {', '.join(missing)}")
@@ -143,11 +142,20 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
 
 
 def load_deploy(folder: Path) -> nn.Module:
-    """The deploy-form network from ``spec.json`` and ``model.pt`` (weights only), no checks."""
-    spec = ArchSpec.from_file(folder / "spec.json")
+    """The deploy-form network from ``spec.json`` and ``model.pt`` (weights only), no checksums;
+    a one-line ValueError naming the file that is damaged or does not fit."""
+    where = folder / "spec.json"
+    try:
+        spec = ArchSpec.from_file(where)
+    except SpecError as e:  # a reading error names the file already, a spec error does not
+        raise ValueError(str(e) if str(where) in str(e) else f"{where}: {e}") from None
     model = build_deploy(spec)
-    state = torch.load(folder / "model.pt", map_location="cpu", weights_only=True)
-    model.load_state_dict(state)
+    weights = folder / "model.pt"
+    state = read_torch(weights, "blocknas weights file")
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError, ValueError, AttributeError) as e:
+        raise ValueError(f"{weights} does not fit {where}: {first_line(e)}") from None
     return model.eval()
 
 

@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from blocknas.runners.checkpoint import load_checkpoint
+from blocknas.runners.checkpoint import load_checkpoint, network
 from blocknas.runners.config import DataConfig, TrainConfig
 from blocknas.runners.data import DataSplits
 from blocknas.runners.train import EpochReport, StepCallback, train
-from blocknas.spaces import ArchSpec, Network, build
+from blocknas.spaces import ArchSpec, Network
 
 #: the float precision (relative) logits were computed at, by training precision
 PRECISION = {"fp32": 1e-4, "bf16": 2.0**-7, "fp16": 2.0**-10}
@@ -101,11 +101,9 @@ def from_checkpoint(row: dict[str, Any], storage: str, settings: StudySettings) 
     number = int(row["number"])
     path = resolve_checkpoint(row.get("checkpoint"), storage, number)
     data = load_checkpoint(path)
-    spec = ArchSpec.from_dict(data["spec"])
+    model, spec = network(data, path)
     if spec.to_dict()["layers"] != ArchSpec.from_json(row["spec"]).to_dict()["layers"]:
         raise ValueError(f"{path} holds another architecture than trial {number}")
-    model = build(spec)
-    model.load_state_dict(data["state_dict"])
     recorded = row.get("test_accuracy")
     if recorded is None or (isinstance(recorded, float) and math.isnan(recorded)):
         recorded = data["metrics"].get("test_accuracy")

@@ -10,17 +10,26 @@ checkpoint intact.
 from __future__ import annotations
 
 import os
-import pickle
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from blocknas.spaces import ArchSpec, Network, build
+from blocknas.spaces import ArchSpec, Network, SpecError, build
+from blocknas.spaces.files import first_line, read_torch
 
 FORMAT = "blocknas.checkpoint"
 VERSION = 1
+#: what every checkpoint holds, and of which type (the rest only a resumed run reads)
+_FIELDS: dict[str, type] = {
+    "spec": dict,
+    "state_dict": dict,
+    "metrics": dict,
+    "epoch": int,
+    "history": list,
+    "config": dict,
+}
 
 
 def save_checkpoint(
@@ -55,7 +64,8 @@ def save_checkpoint(
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """The checkpoint's contents (on CPU); a one-line ValueError for a missing or foreign file.
+    """The checkpoint's contents (on CPU); a one-line ValueError naming the file if it is
+    missing, foreign, truncated or corrupt.
 
     >>> load_checkpoint("/nonexistent/model.pt")
     Traceback (most recent call last):
@@ -65,24 +75,37 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"checkpoint {path} does not exist")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError) as e:
-        first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise ValueError(f"{path}: not a blocknas checkpoint ({first})") from None
+    data = read_torch(path, "blocknas checkpoint")
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ValueError(f"{path}: not a blocknas checkpoint")
     if data.get("version") != VERSION:
         raise ValueError(
             f"{path}: checkpoint version {data.get('version')!r}; this reads {VERSION}"
         )
+    wrong = [key for key, kind in _FIELDS.items() if not isinstance(data.get(key), kind)]
+    if wrong:
+        raise ValueError(f"{path}: a damaged blocknas checkpoint (no valid {', '.join(wrong)})")
     return data
 
 
 def load_model(path: str | Path) -> tuple[Network, ArchSpec]:
     """The trained network (training form, eval mode) and its spec, rebuilt from a checkpoint."""
-    data = load_checkpoint(path)
-    spec = ArchSpec.from_dict(data["spec"])
+    return network(load_checkpoint(path), path)
+
+
+def network(data: dict[str, Any], path: str | Path) -> tuple[Network, ArchSpec]:
+    """The network (eval mode) and spec of a loaded checkpoint; one line naming the file if its
+    spec or weights do not fit together."""
+    try:
+        spec = ArchSpec.from_dict(data["spec"])
+    except SpecError as e:
+        raise ValueError(f"{path}: a damaged blocknas checkpoint (spec: {e})") from None
     model = build(spec)
-    model.load_state_dict(data["state_dict"])
+    try:
+        model.load_state_dict(data["state_dict"])
+    except (RuntimeError, TypeError, ValueError) as e:  # a missing, extra or reshaped tensor
+        raise ValueError(
+            f"{path}: a damaged blocknas checkpoint (its weights do not fit its spec: "
+            f"{first_line(e)})"
+        ) from None
     return model.eval(), spec
