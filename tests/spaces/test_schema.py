@@ -116,9 +116,9 @@ def test_adaptor_positions_are_chosen_per_layer() -> None:
     [
         ({"layer": {"block": ["resnet"]}}, r"^layer\.block: unknown block 'resnet'; valid: "),
         ({"stages": [{"depth": 1, "out": 8, "op": ["conv9"]}]}, r"^stages\[0\]\.op: unknown op"),
-        ({"stages": []}, r"^stages: List should have at least 1 item"),
-        ({"stages": [{"depth": 1, "out": 8, "stride": 3}]}, r"^stages\[0\]\.stride: Input should"),
-        ({"layer": {"colour": ["red"]}}, r"^layer\.colour: unknown field$"),
+        ({"stages": []}, r"^stages: \[\] must have at least 1 item"),
+        ({"stages": [{"depth": 1, "out": 8, "stride": 3}]}, r"^stages\[0\]\.stride: 3 is not 1 or"),
+        ({"layer": {"colour": ["red"]}}, r"^layer\.colour: unknown field; known: block, op, "),
     ],
 )
 def test_bad_space_is_a_one_line_spec_error(data: dict[str, Any], message: str) -> None:

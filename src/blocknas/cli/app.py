@@ -8,14 +8,56 @@ from __future__ import annotations
 
 import functools
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
-import click
 import typer
+from typer.core import TyperGroup
+
+try:  # typer ≥ 0.2x runs on its own copy of click, with its own exceptions and context
+    from typer._click import exceptions as click_errors
+    from typer._click.globals import get_current_context
+except ImportError:  # older typer runs on click itself
+    from click import exceptions as click_errors  # type: ignore[no-redef]
+    from click import get_current_context  # type: ignore[no-redef]
+
+
+class OneLineErrors(TyperGroup):
+    """The root command: click's usage errors (an unknown option, a flag's bad value, a missing
+    argument) end like every other error, with one ``error:`` line and exit status 2, instead of
+    a usage block and a framed message."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        own = (args, prog_name, complete_var, False, windows_expand_args)
+        if not standalone_mode:
+            return super().main(*own, **extra)
+        try:
+            code = super().main(*own, **extra)
+        except click_errors.NoArgsIsHelpError as e:  # a bare group: its help, not an error
+            typer.echo(e.format_message())
+            sys.exit(0)
+        except click_errors.ClickException as e:
+            ctx = getattr(e, "ctx", None)
+            hint = f" (see {ctx.command_path} --help)" if ctx is not None else ""
+            typer.echo(f"error: {' '.join(e.format_message().split())}{hint}", err=True)
+            sys.exit(e.exit_code)
+        except typer.Abort:
+            typer.echo("error: aborted", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)  # typer.Exit(code) comes back as code
+
 
 app = typer.Typer(
+    cls=OneLineErrors,
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -41,7 +83,7 @@ def user_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except (SpecError, ValueError, OSError) as e:
-            ctx = click.get_current_context(silent=True)
+            ctx = get_current_context(silent=True)
             if ctx is not None and ctx.find_root().params.get("debug"):
                 raise
             fail(str(e).splitlines()[0] if str(e) else type(e).__name__)

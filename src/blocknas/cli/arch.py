@@ -68,8 +68,10 @@ def check(
     import torch
 
     from blocknas import ArchSpec, build, to_deploy
+    from blocknas.costmodel.memory import check_memory
 
     spec = ArchSpec.from_file(spec_file)
+    check_memory(spec)  # before anything is allocated
     torch.manual_seed(0)
     net = build(spec).eval()
     deployed = to_deploy(net)
@@ -148,9 +150,11 @@ def cost(
     Example: blocknas cost examples/specs/resnet20_acb.yaml --table runs/latency_cpu.json --json
     """
     from blocknas.costmodel import cost as compute_cost
+    from blocknas.costmodel.memory import check_memory
     from blocknas.metrics import METRICS
 
     spec = _spec_of(spec_file, preset, input, num_classes)
+    check_memory(spec)  # a spec too large to build is refused, with or without --device
     predicted = None
     if table is not None:  # a predictor for another setting is refused before any work
         from blocknas.costmodel.predictor import Target

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from blocknas.spaces import ArchSpec, Op, to_deploy
+from blocknas.spaces import ArchSpec, Op, SpecError, to_deploy
 from blocknas.spaces.builder import NetworkPart, network_parts
 
 
@@ -134,11 +134,35 @@ def _count_part(part: NetworkPart, shape: tuple[int, ...]) -> PartCounts:
     return counts
 
 
-def _walk(spec: ArchSpec) -> Iterator[tuple[NetworkPart, tuple[int, ...], PartCounts]]:
-    """Each part of ``spec`` in forward order, with its batch-1 input shape and its counts."""
+def part_path(spec: ArchSpec, name: str) -> str:
+    """Where a part (:func:`network_parts`) comes from in the spec: ``layers.3`` → ``layers[3]``,
+    ``adaptors.3`` → ``layers[3].adaptor``, ``final`` → the last layer; ``stem``, ``head``."""
+    kind, _, index = name.partition(".")
+    if kind == "layers":
+        return f"layers[{index}]"
+    if kind == "adaptors":
+        return f"layers[{index}].adaptor"
+    return f"layers[{len(spec.layers) - 1}]" if kind == "final" else kind
+
+
+def walk(spec: ArchSpec) -> Iterator[tuple[NetworkPart, tuple[int, ...], PartCounts]]:
+    """Each part of ``spec`` in forward order, with its batch-1 input shape and its counts
+    (memoised; a caller may stop early, and later parts are then never counted).
+
+    A part with a tensor of 2**63 or more elements cannot even be described on the meta device;
+    torch's overflow error becomes a :class:`SpecError` naming the part (never built either)."""
     shape: tuple[int, ...] = (1, *spec.input)
     for part in network_parts(spec):
-        counts = _count_part(part, shape)
+        try:
+            counts = _count_part(part, shape)
+        except (RuntimeError, TypeError, OverflowError) as e:
+            if not isinstance(e, OverflowError) and "overflow" not in str(e).lower():
+                raise
+            raise SpecError(
+                part_path(spec, part.name),
+                f"needs a tensor of 2**63 elements or more (input {list(shape[1:])}): "
+                "too large to count or build",
+            ) from None
         yield part, shape, counts
         shape = counts.out_shape
 
@@ -149,7 +173,7 @@ def part_inputs(spec: ArchSpec) -> list[tuple[NetworkPart, tuple[int, ...]]]:
     Shapes come from the memoised meta-device counting walk, so they cost no compute and agree
     with what :func:`count` counted (learned adaptor sizes included).
     """
-    return [(part, shape) for part, shape, _ in _walk(spec)]
+    return [(part, shape) for part, shape, _ in walk(spec)]
 
 
 @dataclass(frozen=True)
@@ -174,7 +198,7 @@ def breakdown(spec: ArchSpec) -> list[PartCost]:
     """
     return [
         PartCost(part.name, shape[1:], c.out_shape[1:], c.deploy.macs, c.deploy.params)
-        for part, shape, c in _walk(spec)
+        for part, shape, c in walk(spec)
     ]
 
 
@@ -185,7 +209,7 @@ def count(spec: ArchSpec) -> tuple[Counts, Counts]:
     repeated blocks within a spec, and the blocks specs of one search share, cost nothing more.
     """
     train = deploy = Counts(0, 0)
-    for _, _, c in _walk(spec):
+    for _, _, c in walk(spec):
         train = Counts(train.params + c.train.params, train.macs + c.train.macs)
         deploy = Counts(deploy.params + c.deploy.params, deploy.macs + c.deploy.macs)
     return train, deploy

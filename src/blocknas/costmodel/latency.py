@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from blocknas.costmodel.memory import check_memory
 from blocknas.spaces import ArchSpec, build, to_deploy
 
 if TYPE_CHECKING:
@@ -96,6 +97,7 @@ def measure_latency(
         raise ValueError(f"batch must be ≥ 1, got {batch=}")
     with own_rng(dev):
         if isinstance(spec_or_model, ArchSpec):
+            check_memory(spec_or_model)
             model: nn.Module = build(spec_or_model)
             shape = input_shape or spec_or_model.input
         else:

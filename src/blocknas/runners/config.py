@@ -7,37 +7,63 @@ momentum 0.9, Nesterov, no weight decay, cosine to 0).
 
 from __future__ import annotations
 
+import re
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
-from blocknas.spaces.spec import read_yaml, spec_error
+from blocknas.spaces.fields import Bool, FilePath, Float, Int, as_fields, show
+from blocknas.spaces.files import read_yaml
+from blocknas.spaces.spec import spec_error
 
 if TYPE_CHECKING:
     from blocknas.runners.data import DatasetInfo, DataSplits
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None, where: str) -> Any:
         """Validate ``data``; errors become one-line SpecErrors under ``where`` (``train.lr``)."""
         try:
-            return cls(**(data or {}))
+            return cls(**as_fields({} if data is None else data, "a section", where))
         except ValidationError as e:
-            raise spec_error(e).at(where) from None
+            raise spec_error(e, cls).at(where) from None
+
+
+def _device(value: Any, allowed: str = r"cpu|cuda(:\d+)?") -> Any:
+    """``cpu``, ``cuda`` or ``cuda:N``; whether the device exists is checked where it is used
+    (a search's driver may have no GPU that its workers have)."""
+    if isinstance(value, str) and re.fullmatch(allowed, value):
+        return value
+    raise ValueError(f"{show(value)} is not a device; use cpu, cuda or cuda:N")
+
+
+#: a torch device by name
+Device = Annotated[str, BeforeValidator(_device)]
+#: a torch device by name, or ``auto``: cuda when there is one, else cpu
+AutoDevice = Annotated[str, BeforeValidator(partial(_device, allowed=r"auto|cpu|cuda(:\d+)?"))]
 
 
 class DataConfig(_Model):
     """Which dataset to train on and where its files are."""
 
     name: str = "digits"
-    root: Path | None = None  # None: ~/.cache/blocknas/data, torchvision's layout below it
-    download: bool = False  # torchvision datasets only
-    val_fraction: float = Field(0.1, gt=0.0, lt=0.5)
-    memory_limit_mb: int = Field(2048, ge=0)  # splits that fit live as tensors on the device
+    root: FilePath | None = None  # None: ~/.cache/blocknas/data, torchvision's layout below it
+    download: Bool = False  # torchvision datasets only
+    val_fraction: Float = Field(0.1, gt=0.0, lt=0.5)
+    memory_limit_mb: Int = Field(2048, ge=0)  # splits that fit live as tensors on the device
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        from blocknas.runners.datasets import dataset
+
+        dataset(name)  # a one-line error listing the datasets there are
+        return name
 
     def load(self, input: tuple[int, ...] | list[int], *, seed: int) -> DataSplits:
         """The dataset as splits at ``input`` size; ``seed`` picks the val split."""
@@ -80,31 +106,31 @@ class TrainConfig(_Model):
     True
     """
 
-    epochs: int = Field(10, ge=1)
-    batch_size: int = Field(128, ge=2)  # ≥ 2: BN on 1×1 attention features needs two samples
+    epochs: Int = Field(10, ge=1)
+    batch_size: Int = Field(128, ge=2)  # ≥ 2: BN on 1×1 attention features needs two samples
     optimizer: Literal["sgd", "adamw"] = "sgd"
-    lr: float = Field(0.1, gt=0.0)
-    momentum: float = Field(0.9, ge=0.0, lt=1.0)  # SGD only
-    nesterov: bool = True  # SGD only
-    weight_decay: float = Field(5e-4, ge=0.0)  # on conv/linear weights, not on BN or biases
-    warmup_epochs: float = Field(0.0, ge=0.0)  # linear warm-up, then cosine to 0
-    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
-    augment: bool = True  # random crop (+ flip where the dataset allows it)
+    lr: Float = Field(0.1, gt=0.0)
+    momentum: Float = Field(0.9, ge=0.0, lt=1.0)  # SGD only
+    nesterov: Bool = True  # SGD only
+    weight_decay: Float = Field(5e-4, ge=0.0)  # on conv/linear weights, not on BN or biases
+    warmup_epochs: Float = Field(0.0, ge=0.0)  # linear warm-up, then cosine to 0
+    label_smoothing: Float = Field(0.0, ge=0.0, lt=1.0)
+    augment: Bool = True  # random crop (+ flip where the dataset allows it)
     # Shape Adaptor α: its own optimizer, the paper's defaults
-    adaptor_lr: float = Field(0.1, gt=0.0)
-    adaptor_momentum: float = Field(0.9, ge=0.0, lt=1.0)
-    adaptor_every: int = Field(1, ge=1)  # α steps every N batches (the paper's repo: 20)
+    adaptor_lr: Float = Field(0.1, gt=0.0)
+    adaptor_momentum: Float = Field(0.9, ge=0.0, lt=1.0)
+    adaptor_every: Int = Field(1, ge=1)  # α steps every N batches (the paper's repo: 20)
     # where and how
-    device: str = "auto"  # auto: cuda when available, else cpu
+    device: AutoDevice = "auto"  # auto: cuda when available, else cpu
     amp: Literal["auto", "bf16", "fp16", "off"] = "auto"  # auto: bf16 (or fp16) on CUDA, off on CPU
-    channels_last: bool | None = None  # None: on CUDA only
-    threads: int | None = Field(None, ge=1)  # CPU threads for this process
-    workers: int = Field(2, ge=0)  # DataLoader workers for datasets that stream
-    seed: int = 0
+    channels_last: Bool | None = None  # None: on CUDA only
+    threads: Int | None = Field(None, ge=1)  # CPU threads for this process
+    workers: Int = Field(2, ge=0)  # DataLoader workers for datasets that stream
+    seed: Int = 0
     # final metrics
-    latency_device: str | None = None  # None: the training device
-    latency_batch: int = Field(1, ge=1)
-    latency_threads: int | None = Field(None, ge=1)  # None: the training threads
+    latency_device: Device | None = None  # None: the training device
+    latency_batch: Int = Field(1, ge=1)
+    latency_threads: Int | None = Field(None, ge=1)  # None: the training threads
 
 
 def read_train_config(path: str | Path) -> tuple[DataConfig, TrainConfig]:

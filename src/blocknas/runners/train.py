@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from blocknas.costmodel import cost, measure_latency
+from blocknas.costmodel.memory import check_memory
 from blocknas.metrics import RENAMED
 from blocknas.runners.checkpoint import load_checkpoint, save_checkpoint
 from blocknas.runners.config import TrainConfig
@@ -33,6 +34,7 @@ from blocknas.runners.recipe import (
     schedule,
 )
 from blocknas.spaces import ArchSpec, Network, build
+from blocknas.spaces.files import first_line
 
 
 class TrainingError(ValueError):
@@ -287,15 +289,22 @@ def train(
     """
     config = config or TrainConfig()
     _check_fits(spec, data)
+    check_memory(spec)  # refused before build() tries to allocate it
     run = _Run(spec, data, config)
     ckpt_path = Path(checkpoint) if checkpoint is not None else None
     history: list[EpochReport] = []
     if resume and ckpt_path is not None and ckpt_path.exists():
         state = load_checkpoint(ckpt_path)
-        if state["spec"]["layers"] != spec.to_dict()["layers"]:
+        if state["spec"].get("layers") != spec.to_dict()["layers"]:
             raise ValueError(f"{ckpt_path}: the checkpoint holds a different architecture")
-        run.load(state)
-        history = [EpochReport.from_dict(h) for h in state["history"]]
+        try:
+            run.load(state)
+            history = [EpochReport.from_dict(h) for h in state["history"]]
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as e:
+            raise ValueError(
+                f"{ckpt_path}: a damaged blocknas checkpoint, cannot resume from it "
+                f"({type(e).__name__}: {first_line(e)})"
+            ) from None
 
     t_start = time.perf_counter()
     stopped = False

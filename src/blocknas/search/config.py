@@ -19,17 +19,20 @@ from pydantic import (
     model_validator,
 )
 
+from blocknas.costmodel.memory import check_space_memory
 from blocknas.metrics import METRICS
-from blocknas.runners.config import DataConfig, TrainConfig
+from blocknas.runners.config import DataConfig, Device, TrainConfig
 from blocknas.spaces.errors import SpecError
+from blocknas.spaces.fields import Bool, FilePath, Float, Int, as_fields, field_path
+from blocknas.spaces.files import read_yaml
 from blocknas.spaces.schema import SearchSpace
-from blocknas.spaces.spec import ArchSpec, read_yaml, spec_error
+from blocknas.spaces.spec import ArchSpec, spec_error
 
 SAMPLERS = ("nsga2", "tpe", "random", "gp")
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Objective(_Model):
@@ -56,12 +59,12 @@ class Objective(_Model):
         return self
 
 
-class Budgets(RootModel[dict[str, float | None]]):
+class Budgets(RootModel[dict[str, Float | None]]):
     """Limits, by metric name (``macs``, ``flops``, ``params``, ``latency_ms``); a candidate over
     any of them is never trained when the metric is known before training."""
 
-    model_config = ConfigDict(frozen=True)
-    root: dict[str, float | None] = Field(default_factory=dict)
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
+    root: dict[str, Float | None] = Field(default_factory=dict)
 
     @field_validator("root")
     @classmethod
@@ -70,7 +73,7 @@ class Budgets(RootModel[dict[str, float | None]]):
             try:
                 METRICS.lookup(name, METRICS.budgets(), "budget")
             except ValueError as e:
-                raise SpecError(str(name), str(e)) from None
+                raise SpecError(field_path((name,)), str(e)) from None
             if limit is not None and not limit > 0:
                 raise SpecError(name, f"{name}={limit} must be > 0 (or null: no limit)")
         return v
@@ -89,14 +92,14 @@ class EarlyStopping(_Model):
     the other rule is an error, not silently ignored.
     """
 
-    enabled: bool = True
+    enabled: Bool = True
     rule: Literal["halving", "dominance"] = "halving"
-    min_epoch: int | None = Field(None, ge=1)  # first decision (halving: 1, dominance: 2)
-    eta: float | None = Field(None, gt=1.0)  # halving: keep the best 1/eta at each rung (2.5)
-    min_trials: int | None = Field(None, ge=2)  # halving: judge a rung from this many on (2)
-    min_dominators: int | None = Field(None, ge=1)  # dominance (3)
-    cost_tolerance: float | None = Field(None, ge=0.0)  # dominance (0.1)
-    margin: float | None = Field(None, ge=0.0)  # dominance (0.01)
+    min_epoch: Int | None = Field(None, ge=1)  # first decision (halving: 1, dominance: 2)
+    eta: Float | None = Field(None, gt=1.0)  # halving: keep the best 1/eta at each rung (2.5)
+    min_trials: Int | None = Field(None, ge=2)  # halving: judge a rung from this many on (2)
+    min_dominators: Int | None = Field(None, ge=1)  # dominance (3)
+    cost_tolerance: Float | None = Field(None, ge=0.0)  # dominance (0.1)
+    margin: Float | None = Field(None, ge=0.0)  # dominance (0.01)
 
     @model_validator(mode="after")
     def _one_rule(self) -> EarlyStopping:
@@ -123,12 +126,12 @@ RULE_FIELDS = {
 
 class SearchSettings(_Model):
     sampler: Literal["nsga2", "tpe", "random", "gp"] = "tpe"
-    trials: int = Field(20, ge=1)  # trained trials; rejected candidates do not count
-    concurrency: int = Field(2, ge=1)
-    seed: int = 0
-    population: int | None = Field(None, ge=2)  # NSGA-II population (default: Optuna's 50)
-    max_rejections: int = Field(2000, ge=1)  # candidates over budget in a row before giving up
-    max_failures: int = Field(2, ge=0)  # retries of a trial whose worker died
+    trials: Int = Field(20, ge=1)  # trained trials; rejected candidates do not count
+    concurrency: Int = Field(2, ge=1)
+    seed: Int = 0
+    population: Int | None = Field(None, ge=2)  # NSGA-II population (default: Optuna's 50)
+    max_rejections: Int = Field(2000, ge=1)  # candidates over budget in a row before giving up
+    max_failures: Int = Field(2, ge=0)  # retries of a trial whose worker died
     # warm start: specs trained first (a preset name, a spec file, or an inline spec mapping)
     seed_specs: list[str | dict[str, Any]] = Field(default_factory=list)
     # and the space's cheapest architecture first of all (anchors the cheap end of the front)
@@ -139,19 +142,19 @@ class SearchSettings(_Model):
 class Resources(_Model):
     """What one trial gets; fractional GPUs share a device between trials."""
 
-    cpus: float = Field(1.0, gt=0)
-    gpus: float = Field(0.0, ge=0)
+    cpus: Float = Field(1.0, gt=0)
+    gpus: Float = Field(0.0, ge=0)
 
 
 class LatencySettings(_Model):
-    device: str = "cpu"  # where latency is predicted and measured
-    threads: int = Field(1, ge=1)
-    batch: int = Field(1, ge=1)
+    device: Device = "cpu"  # where latency is predicted and measured
+    threads: Int = Field(1, ge=1)
+    batch: Int = Field(1, ge=1)
     # the latency predictor file (`blocknas profile`); by default
     # <results>/<name>/latency_<device>.json, profiled from the space when missing
-    table: Path | None = None
-    samples: int = Field(120, ge=8)  # training specs profiled when the search builds a predictor
-    holdout: int = Field(30, ge=0)  # held-out specs it reports its error on
+    table: FilePath | None = None
+    samples: Int = Field(120, ge=8)  # training specs profiled when the search builds a predictor
+    holdout: Int = Field(30, ge=0)  # held-out specs it reports its error on
 
 
 class SearchConfig(_Model):
@@ -175,8 +178,15 @@ class SearchConfig(_Model):
     search: SearchSettings = Field(default_factory=SearchSettings)
     resources: Resources = Field(default_factory=Resources)
     latency: LatencySettings = Field(default_factory=LatencySettings)
-    storage: str | None = None  # an Optuna RDB URL; default: SQLite under results/<name>/
-    results: Path = Path("runs")  # Ray Tune results, checkpoints, latency table
+    # an Optuna RDB URL; default: SQLite under results/<name>/
+    storage: str | None = Field(None, min_length=1)
+    results: FilePath = Path("runs")  # Ray Tune results, checkpoints, latency table
+
+    @field_validator("space", mode="before")
+    @classmethod
+    def _space_keys(cls, v: Any) -> Any:
+        # SearchSpace has its own __init__, which pydantic calls with **v: string keys only
+        return as_fields(v, "a space") if isinstance(v, dict) else v
 
     @field_validator("objectives", mode="before")
     @classmethod
@@ -189,6 +199,10 @@ class SearchConfig(_Model):
         if len(set(metrics)) != len(metrics):
             raise ValueError(f"objectives name a metric twice: {metrics}")
         self.seeds()  # every seed spec must load and lie in the space: fail now, not mid-search
+        try:  # a space reaching absurd widths: refused now, not when a trial builds one
+            check_space_memory(self.space)
+        except SpecError as e:
+            raise e.at("space") from None
         return self
 
     def seeds(self) -> list[tuple[str, dict[str, Any]]]:
@@ -218,25 +232,22 @@ class SearchConfig(_Model):
                     label, spec = Path(item).stem, ArchSpec.from_file(item)
                 out.append((label, params_for(self.space, spec)))
             except SpecError as e:
-                raise SpecError(f"{where}.{e.path}" if e.path else where, e.message) from None
+                raise e.at(where) from None
         return out
 
     # --- reading -----------------------------------------------------------------------------
     @classmethod
     def from_dict(cls, data: Any) -> SearchConfig:
-        if not isinstance(data, dict):
-            raise SpecError(
-                "config", f"a search config must be a mapping, got {type(data).__name__}"
-            )
         try:
-            return cls(**data)
+            return cls(**as_fields(data, "a search config"))
         except ValidationError as e:
-            raise spec_error(e) from None
+            raise spec_error(e, cls) from None
 
     @classmethod
     def from_file(cls, path: str | Path) -> SearchConfig:
+        data = read_yaml(path, "search config")  # its errors name the file already
         try:
-            return cls.from_dict(read_yaml(path, "search config"))
+            return cls.from_dict(data)
         except SpecError as e:
             raise SpecError(f"{path}: {e.path}" if e.path else str(path), e.message) from None
 

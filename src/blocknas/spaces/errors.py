@@ -24,8 +24,10 @@ class SpecError(ValueError):
         """The same error seen from an enclosing object: ``err.at("layers[3]")``."""
         if not prefix:
             return self
-        path = f"{prefix}.{self.path}" if self.path else prefix
-        return SpecError(path, self.message)
+        if not self.path:
+            return SpecError(prefix, self.message)
+        dot = "" if self.path.startswith("[") else "."  # layers[3] + [0] → layers[3][0]
+        return SpecError(f"{prefix}{dot}{self.path}", self.message)
 
     def __reduce__(self) -> tuple[type[SpecError], tuple[str, str]]:
         # Keep the error picklable (Ray ships exceptions between processes).

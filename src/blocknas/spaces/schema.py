@@ -16,7 +16,9 @@ deterministically, so every trial yields a valid spec with the same parameter na
   (α is settled first, with groups 1);
 - ``groups`` that do not divide the channels (given that α) → the largest smaller choice that
   does, else 1;
-- more adaptors than ``adaptors.max`` → the first ``max`` sampled positions are kept.
+- more adaptors than ``adaptors.max`` → the first ``max`` sampled positions are kept;
+- a layer that still cannot be built (a width of 1 or 2 leaves a bottleneck no inner width, or
+  splat no radix) → a basic block of conv ops with the same width, stride and kernel.
 
 Adaptor positions are a layer field (``s1.l2.adaptor``): any layer may be one, and a stage's
 ``adaptor`` override limits the candidates to the stages that allow them.
@@ -29,14 +31,34 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Annotated, Any, Literal, Protocol, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from blocknas.spaces.blocks import BLOCKS
 from blocknas.spaces.errors import SpecError
+from blocknas.spaces.fields import (
+    Bool,
+    Choices,
+    Float,
+    Fraction,
+    Int,
+    Kernel,
+    Positive,
+    Stride,
+    as_fields,
+)
+from blocknas.spaces.files import read_yaml
 from blocknas.spaces.ops import OPS
-from blocknas.spaces.spec import ArchSpec, read_yaml, spec_error
+from blocknas.spaces.spec import ArchSpec, StemSpec, spec_error
+from blocknas.spaces.validate import check_space
 
 T = TypeVar("T")
 Scalar = int | float | str | bool | None
@@ -65,23 +87,23 @@ def _as_list(v: Any) -> Any:
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class LayerChoices(_Model):
     """Per-layer choices. In a stage, a field left out (None) inherits the space's ``layer``."""
 
-    block: list[str] | None = None
-    op: list[str] | None = None
-    kernel: list[int] | None = None
-    groups: list[int] | None = None
-    dilation: list[int] | None = None
-    alpha: list[float] | None = None
-    expansion: list[int] | None = None  # read by inverted (Block.derived_fields): mid = in · it
-    attention: list[Literal["none", "se"]] | None = None
-    shortcut: list[Literal["b", "d"]] | None = None
-    act: list[Literal["relu", "relu6", "hswish"] | None] | None = None
-    adaptor: list[bool] | None = None  # may a Shape Adaptor sit before this layer
+    block: Choices[str] | None = None
+    op: Choices[str] | None = None
+    kernel: Choices[Kernel] | None = None
+    groups: Choices[Positive] | None = None
+    dilation: Choices[Positive] | None = None
+    alpha: Choices[Fraction] | None = None
+    expansion: Choices[Positive] | None = None  # read by inverted (derived_fields): mid = in · it
+    attention: Choices[Literal["none", "se"]] | None = None
+    shortcut: Choices[Literal["b", "d"]] | None = None
+    act: Choices[Literal["relu", "relu6", "hswish"] | None] | None = None
+    adaptor: Choices[Bool] | None = None  # may a Shape Adaptor sit before this layer
 
     _listify = field_validator(
         "block",
@@ -114,21 +136,25 @@ DEFAULT_LAYER: dict[str, list[Any]] = {
 }
 
 
+#: layers a stage may have (ResNet-1001 has 111 per stage): every sample validates each layer
+MAX_DEPTH = 1000
+
+
 class StageChoices(LayerChoices):
     """A stage: ``depth`` layers of width ``out``; the first takes ``stride``."""
 
-    depth: list[int] = Field(min_length=1)
-    out: list[int] = Field(min_length=1)
-    stride: Literal[1, 2] = 1
+    depth: Choices[Annotated[Positive, Field(le=MAX_DEPTH)]]
+    out: Choices[Positive]
+    stride: Stride = 1
 
     _listify2 = field_validator("depth", "out", mode="before")(_as_list)
 
 
 class StemChoices(_Model):
-    type: list[str] = ["conv"]
-    out: list[int] = [32]
-    kernel: list[int] = [3]
-    stride: Literal[1, 2] = 1
+    type: Choices[str] = ["conv"]
+    out: Choices[Positive] = [32]
+    kernel: Choices[Positive] = [3]
+    stride: Stride = 1
     pool: Literal["none", "max"] = "none"
     act: Literal["relu", "relu6", "hswish"] = "relu"
 
@@ -136,17 +162,23 @@ class StemChoices(_Model):
 
 
 class HeadChoices(_Model):
-    conv: list[int | None] = [None]
-    dropout: list[float] = [0.0]
+    conv: Choices[Positive | None] = [None]
+    dropout: Choices[Annotated[Float, Field(ge=0.0, lt=1.0)]] = [0.0]
     pool: Literal["avg", "max"] = "avg"
 
     _listify = field_validator("conv", "dropout", mode="before")(_as_list)
 
 
 class AdaptorChoices(_Model):
-    max: int = Field(0, ge=0)
-    r1: float = 0.5
-    r2: float = 1.0
+    max: Int = Field(0, ge=0)
+    r1: Fraction = 0.5
+    r2: Fraction = 1.0
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AdaptorChoices:
+        if self.r1 > self.r2:
+            raise SpecError("r1", f"r1={self.r1} must be ≤ r2={self.r2}")
+        return self
 
 
 class SearchSpace(_Model):
@@ -162,8 +194,8 @@ class SearchSpace(_Model):
     [('basic', 'conv', 16)]
     """
 
-    input: tuple[int, int, int]
-    num_classes: int = Field(ge=1)
+    input: tuple[Positive, Positive, Positive]
+    num_classes: Int = Field(ge=1)
     stem: StemChoices = Field(default_factory=StemChoices)
     stages: list[StageChoices] = Field(min_length=1)
     layer: LayerChoices = Field(default_factory=LayerChoices)
@@ -174,14 +206,12 @@ class SearchSpace(_Model):
         try:
             super().__init__(**data)
         except ValidationError as e:
-            raise spec_error(e) from None
-        self._check_names()
+            raise spec_error(e, type(self)) from None
+        check_space(self, StemSpec)  # names and stems: what sampling would otherwise meet late
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SearchSpace:
-        if not isinstance(data, dict):
-            raise SpecError("space", f"a space must be a mapping, got {type(data).__name__}")
-        return cls(**data)
+        return cls(**as_fields(data, "a space"))
 
     @classmethod
     def from_file(cls, path: str | Path) -> SearchSpace:
@@ -193,15 +223,6 @@ class SearchSpace(_Model):
             except SpecError as e:
                 raise e.at("space") from None
         return cls.from_dict(data)
-
-    def _check_names(self) -> None:
-        for where, lc in [("layer", self.layer)] + [
-            (f"stages[{i}]", s) for i, s in enumerate(self.stages)
-        ]:
-            for b in lc.block or []:
-                BLOCKS.get(b, path=f"{where}.block")
-            for o in lc.op or []:
-                OPS.get(o, path=f"{where}.op")
 
     def choices(self, stage: int, field: str) -> list[Any]:
         """The stage's choices for a layer field (stage override, else space, else default)."""
@@ -302,8 +323,17 @@ def _sample_layer(
         wanted = pick(f"{prefix}.groups", c("groups"))
         order = sorted(c("groups"), reverse=True)
         layer["groups"] = _repair(layer, in_ch, "groups", wanted, order, 1)
-    _check(layer, in_ch)
+    if _errors(layer, in_ch) is not None:  # a width too small for what was picked (1, 2…)
+        layer = _plainest(layer)
+        _check(layer, in_ch, f"stages[{s}]")
     return layer
+
+
+def _plainest(layer: dict[str, Any]) -> dict[str, Any]:
+    """A basic block of conv ops with the layer's width, stride, kernel, dilation, attention and
+    act: what builds when no repair above could (a bottleneck of width 1 has no inner width)."""
+    kept = ("out", "stride", "kernel", "dilation", "attention", "act")
+    return {**{k: layer[k] for k in kept if k in layer}, "block": "basic", "op": "conv"}
 
 
 def _errors(layer: dict[str, Any], in_ch: int) -> SpecError | None:
@@ -314,14 +344,14 @@ def _errors(layer: dict[str, Any], in_ch: int) -> SpecError | None:
     except SpecError as e:
         return e
     except ValidationError as e:
-        return spec_error(e)
+        return spec_error(e, LayerSpec)
     return None
 
 
-def _check(layer: dict[str, Any], in_ch: int) -> None:
+def _check(layer: dict[str, Any], in_ch: int, stage: str) -> None:
     err = _errors(layer, in_ch)
     if err is not None:  # a space whose fixed choices cannot be built at all
-        raise err
+        raise err.at(stage)
 
 
 def _repair_block(layer: dict[str, Any], in_ch: int, choices: list[str]) -> str:

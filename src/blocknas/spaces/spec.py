@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from blocknas.spaces.errors import SpecError
+from blocknas.spaces.fields import Bool, Float, Int, NoBool, Stride, as_fields, spec_error
+from blocknas.spaces.files import read_yaml
 
 Act = Literal["relu", "relu6", "hswish"]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class StemSpec(_Model):
@@ -28,9 +28,9 @@ class StemSpec(_Model):
     strided (ResNet-C). ``pool: max`` adds a 3×3 stride-2 max-pool."""
 
     type: str = "conv"
-    out: int = Field(32, ge=1)
-    kernel: int = Field(3, ge=1)
-    stride: Literal[1, 2] = 1
+    out: Int = Field(32, ge=1)
+    kernel: Int = Field(3, ge=1)
+    stride: Stride = 1
     pool: Literal["none", "max"] = "none"
     act: Act = "relu"
 
@@ -40,18 +40,18 @@ class LayerSpec(_Model):
 
     block: str
     op: str = "conv"
-    out: int = Field(ge=1)
-    stride: Literal[1, 2] = 1
-    kernel: int = Field(3, ge=1)
-    groups: int = Field(1, ge=1)
-    dilation: int = Field(1, ge=1)
-    alpha: float = Field(0.5, gt=0.0, le=1.0)
-    mid: int | None = Field(None, ge=1)
-    pw_groups: int = Field(1, ge=1)
+    out: Int = Field(ge=1)
+    stride: Stride = 1
+    kernel: Int = Field(3, ge=1)
+    groups: Int = Field(1, ge=1)
+    dilation: Int = Field(1, ge=1)
+    alpha: Float = Field(0.5, gt=0.0, le=1.0)
+    mid: Int | None = Field(None, ge=1)
+    pw_groups: Int = Field(1, ge=1)
     attention: Literal["none", "se"] = "none"
     shortcut: Literal["b", "d"] = "b"
     act: Act = "relu"
-    adaptor: bool = False
+    adaptor: Bool = False
 
     @model_validator(mode="before")
     @classmethod
@@ -72,26 +72,26 @@ class LayerSpec(_Model):
 class HeadSpec(_Model):
     """Optional 1×1 conv-BN-act of width ``conv``, global pooling, dropout, linear classifier."""
 
-    conv: int | None = Field(None, ge=1)
+    conv: Int | None = Field(None, ge=1)
     pool: Literal["avg", "max"] = "avg"
-    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    dropout: Float = Field(0.0, ge=0.0, lt=1.0)
     act: Act = "relu"
 
 
 class LearnedAdaptor(_Model):
     """A trained Shape Adaptor: its σ and the output size it produced."""
 
-    layer: int = Field(ge=0)
-    sigma: float = Field(gt=0.0, lt=1.0)
-    size: tuple[int, int]
+    layer: Int = Field(ge=0)
+    sigma: Float = Field(gt=0.0, lt=1.0)
+    size: tuple[Int, Int]
 
 
 class AdaptorSpec(_Model):
     """Shape Adaptor settings: scale range [r1, r2], initial α (None: the paper's rule)."""
 
-    r1: float = Field(0.5, gt=0.0, le=1.0)
-    r2: float = Field(1.0, gt=0.0, le=1.0)
-    alpha_init: float | None = None
+    r1: Float = Field(0.5, gt=0.0, le=1.0)
+    r2: Float = Field(1.0, gt=0.0, le=1.0)
+    alpha_init: Float | None = None
     learned: list[LearnedAdaptor] = Field(default_factory=list)
 
 
@@ -105,9 +105,9 @@ class ArchSpec(_Model):
     'acb'
     """
 
-    version: Literal[1]
-    input: tuple[int, int, int]
-    num_classes: int = Field(ge=1)
+    version: Annotated[Literal[1], NoBool]
+    input: tuple[Int, Int, Int]
+    num_classes: Int = Field(ge=1)
     stem: StemSpec
     layers: list[LayerSpec] = Field(min_length=1)
     head: HeadSpec = Field(default_factory=HeadSpec)
@@ -117,7 +117,7 @@ class ArchSpec(_Model):
         try:
             super().__init__(**data)
         except ValidationError as e:
-            raise spec_error(e) from None
+            raise spec_error(e, type(self)) from None
 
     @model_validator(mode="after")
     def _check_buildable(self) -> ArchSpec:
@@ -129,9 +129,7 @@ class ArchSpec(_Model):
     # --- I/O -------------------------------------------------------------------------------
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ArchSpec:
-        if not isinstance(data, dict):
-            raise SpecError("", f"a spec must be a mapping, got {type(data).__name__}")
-        return cls(**data)
+        return cls(**as_fields(data, "a spec"))
 
     @classmethod
     def from_json(cls, text: str) -> ArchSpec:
@@ -153,40 +151,3 @@ class ArchSpec(_Model):
         data = self.to_dict()
         data["adaptors"]["learned"] = [a.model_dump(mode="json") for a in learned]
         return ArchSpec.from_dict(data)
-
-
-def read_yaml(path: str | Path, what: str = "file") -> Any:
-    """The data in a YAML (or JSON) file; a one-line SpecError if it cannot be read or parsed."""
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise SpecError("", f"cannot read {what} {str(path)!r}: {e.strerror}") from None
-    try:
-        return yaml.safe_load(text)  # YAML is a superset of JSON
-    except yaml.YAMLError as e:
-        raise SpecError("", f"{path}: not valid YAML/JSON: {e}".splitlines()[0]) from None
-
-
-def _path(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-def spec_error(e: ValidationError) -> SpecError:
-    """The first pydantic error as a one-line SpecError (or the SpecError a validator raised)."""
-    err = e.errors()[0]
-    original = (err.get("ctx") or {}).get("error")
-    path = _path(tuple(err["loc"]))
-    if isinstance(original, SpecError):
-        return original.at(path)
-    msg = err["msg"]
-    if err["type"] == "extra_forbidden":
-        return SpecError(path, "unknown field")
-    if err["type"] == "missing":
-        return SpecError(path, "required field is missing")
-    if err["type"] == "value_error":  # a validator's own message already names the value
-        return SpecError(path, msg.removeprefix("Value error, "))
-    return SpecError(path, f"{msg}, got {err['input']!r}")

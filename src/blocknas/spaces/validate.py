@@ -1,8 +1,9 @@
 """Semantic validation of an ArchSpec: walks the channels through stem, layers and head and lets
-each registered stem, block and op check what it receives."""
+each registered stem, block and op check what it receives; and of a search space's choices."""
 
 from __future__ import annotations
 
+import itertools
 from typing import TYPE_CHECKING
 
 from blocknas.spaces.blocks import BLOCKS
@@ -11,7 +12,8 @@ from blocknas.spaces.ops import OPS
 from blocknas.spaces.stems import STEMS
 
 if TYPE_CHECKING:
-    from blocknas.spaces.spec import ArchSpec
+    from blocknas.spaces.schema import SearchSpace
+    from blocknas.spaces.spec import ArchSpec, StemSpec
 
 
 def check_spec(spec: ArchSpec) -> None:
@@ -55,3 +57,24 @@ def _check_adaptors(spec: ArchSpec) -> None:
         seen.add(learned.layer)
         if min(learned.size) < 1:
             raise SpecError(f"{where}.size", f"size={list(learned.size)} must be ≥ 1 each")
+
+
+def check_space(space: SearchSpace, stem_spec: type[StemSpec]) -> None:
+    """Every block, op and stem a space names exists, and every stem its choices make can be
+    built (a few combinations of ``stem_spec``), so that sampling never meets a choice that
+    cannot work. Raise the first :class:`SpecError` found (path from the space's root)."""
+    stem = space.stem
+    fixed = {"stride": stem.stride, "pool": stem.pool, "act": stem.act}
+    for i, name in enumerate(stem.type):
+        cls = STEMS.get(name, path=f"stem.type[{i}]")
+        for out, kernel in itertools.product(stem.out, stem.kernel):
+            try:
+                cls.check(space.input[0], stem_spec(type=name, out=out, kernel=kernel, **fixed))
+            except SpecError as e:
+                raise e.at("stem") from None
+    stages = [(f"stages[{i}]", s) for i, s in enumerate(space.stages)]
+    for where, choices in [("layer", space.layer), *stages]:
+        for b in choices.block or []:
+            BLOCKS.get(b, path=f"{where}.block")
+        for o in choices.op or []:
+            OPS.get(o, path=f"{where}.op")
