@@ -239,6 +239,7 @@ def test_front_reference_hypervolume_summary(db: str) -> None:
         "running": 1,
         "pruned": 1,
         "failed": 1,
+        "interrupted": 0,
         "infeasible": 2,
         "rejected": 1,
         "over_budget_after_training": 1,  # launched within budget, over it after training
@@ -375,24 +376,3 @@ def test_v1_and_foreign_studies_read_with_v2_names(tmp_path: Path) -> None:
     df = load_results(storage, "foreign")  # no blocknas records: objective values as told
     assert df["objective_0"].notna().all() and df["accuracy"].isna().all()
     assert list(pareto_front(df)["objective_0"]) == [df["objective_0"].min()]
-
-
-def test_interrupted_trials_name_their_retry(tmp_path: Path) -> None:
-    from blocknas.search.study import finished_launched, recover_interrupted
-
-    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'i.db'}")
-    study = make_study(storage, "i")
-    record(study, "complete", 0.9, 1e6)  # 0
-    record(study, "running", 0.5, 1e6)  # 1: launched, left running by a killed driver
-    t = study.ask()  # 2: asked, never launched
-    t.suggest_int("s0.depth", 1, 2)
-    assert recover_interrupted(study) == 2 and recover_interrupted(study) == 0
-    record(study, "complete", 0.8, 1e6)  # 3: the queued retry of 1
-    assert study.get_trials()[3].user_attrs["retry_of"] == 1
-    df = load_results(storage, "i")
-    assert list(df["state"]) == ["complete", "failed", "failed", "complete"]
-    assert df.loc[1, "reason"] == "interrupted: the search driver stopped; retried as trial 3"
-    assert df.loc[2, "reason"] == "interrupted: the search driver stopped"
-    assert finished_launched(study) == 2  # the interrupted trial is counted once, in its retry
-    assert summary(df)["epochs_planned"] == 2 * PLANNED
-    assert failure_reasons(df)[0][0].startswith("interrupted")

@@ -289,16 +289,19 @@ def test_resume_after_sigkill_keeps_every_completed_trial_once(tmp_path: Path) -
         [*cmd, "--resume"], capture_output=True, text=True, timeout=400, start_new_session=True
     )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "resuming" in resumed.stderr
+    # the killed driver's lease is taken over at once (its process is gone), then its trials
+    # are queued again, recorded as interrupted, never as failed
+    assert "took study 'tiny' over from stopped driver" in resumed.stderr
+    assert f"pid {proc.pid} " in resumed.stderr
     df = load_results(storage, "tiny")
     complete = df[(df.state == "complete") & df.launched.astype(bool)]
     for number, values in before.items():  # kept, with the same values, exactly once
         row = complete[complete.number == number]
         assert len(row) == 1
         assert (float(row.accuracy.iloc[0]), float(row.macs.iloc[0])) == values
-    finished = df[df.launched.astype(bool) & df.state.isin(["complete", "pruned", "failed"])]
-    interrupted = finished.reason.fillna("").str.startswith("interrupted")
-    assert (~interrupted).sum() == 6  # the requested trials, none repeated or lost
+    assert "failed" not in set(df.state)
+    finished = df[df.launched.astype(bool) & df.state.isin(["complete", "pruned"])]
+    assert len(finished) == 6  # the requested trials, none repeated or lost
     assert "Pareto front" in resumed.stdout
 
 

@@ -29,6 +29,9 @@ def search(
 ) -> None:
     """Search the config's space: Optuna proposes, budgets reject, Ray Tune trains.
 
+    Ctrl-C (SIGINT) or SIGTERM stops it cleanly: running trials are recorded as interrupted,
+    the exit status is 130 or 143, and the last line is the command that continues it.
+
     Example: blocknas search examples/digits.yaml
     """
     from blocknas.search.config import SearchConfig
@@ -37,14 +40,30 @@ def search(
     from blocknas.search.text import failures
 
     cfg = SearchConfig.from_file(config)
-    outcome = run_search(
-        cfg,
-        address=address,
-        resume=resume,
-        trials=trials,
-        echo=lambda line: typer.echo(line, err=True),
+    again = " ".join(
+        ["blocknas search", str(config), "--resume"]
+        + ([f"--address {address}"] if address else [])
+        + ([f"--trials {trials}"] if trials else [])
     )
+    try:
+        outcome = run_search(
+            cfg,
+            address=address,
+            resume=resume,
+            trials=trials,
+            echo=lambda line: typer.echo(line, err=True),
+        )
+    except KeyboardInterrupt:  # a second Ctrl-C, or one before training started
+        typer.echo(f"interrupted; nothing trained is lost; continue with:\n{again}", err=True)
+        raise typer.Exit(130) from None
     typer.echo(outcome.describe())
+    if outcome.stopped_by:
+        typer.echo(
+            f"stopped by {outcome.stopped_by}: running trials recorded as interrupted and "
+            f"queued again; continue with:\n{again}",
+            err=True,
+        )
+        raise typer.Exit(outcome.exit_code)
     if not trained(outcome.results):  # contracts §3: a search in which no trial completed
         typer.echo(failures(failure_reasons(outcome.results), outcome.notes), err=True)
         raise typer.Exit(1)
@@ -76,6 +95,8 @@ def train_cmd(
     Example: blocknas train examples/specs/digits_small.yaml --data digits --epochs 15
     """
     from blocknas import ArchSpec
+    from blocknas.costmodel.memory import check_memory
+    from blocknas.runners.checkpoint import load_checkpoint
     from blocknas.runners.train import EpochReport, train
 
     spec = ArchSpec.from_file(spec_file)
@@ -83,8 +104,11 @@ def train_cmd(
     flags |= {"device": device, "threads": threads}
     data_flags = {"name": data, "root": data_dir, "download": download or None}
     data_cfg, train_cfg = _configs(config, data_flags, flags)
-    splits = data_cfg.load(spec.input, seed=train_cfg.seed)
+    check_memory(spec)  # a spec too large to build is refused before its data is loaded
     checkpoint = checkpoint or Path("runs") / f"{spec_file.stem}.pt"
+    if resume and checkpoint.exists():
+        load_checkpoint(checkpoint)  # a damaged one is refused before any work
+    splits = data_cfg.load(spec.input, seed=train_cfg.seed)
     with typer.progressbar(length=1, label="training", file=sys.stderr) as bar:
 
         def on_step(done: int, total: int, loss: float) -> None:

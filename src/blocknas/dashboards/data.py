@@ -25,7 +25,7 @@ from blocknas.search.results import (
 )
 
 #: how each plotted trial is drawn, by what it is
-KINDS = ("front", "dominated", "infeasible", "pruned", "failed", "running")
+KINDS = ("front", "dominated", "infeasible", "pruned", "failed", "interrupted", "running")
 #: the most points a front figure draws (see :func:`drawable`)
 MAX_POINTS = 20_000
 #: what a point's hover shows besides its axes
@@ -62,17 +62,19 @@ def studies_table(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
         s = summary(df)
         done = df[(df.state == "complete") & df.feasible]
         stamps = pd.concat([df["datetime_start"], df["datetime_complete"]]).dropna()
-        live = df.state.isin(["running", "waiting"]).any()
+        live = df.state.eq("running").any()
+        waiting = df.state.eq("waiting").any()  # queued: retries of interrupted trials
         rows.append(
             {
                 "study": df.attrs.get("study"),
-                "status": "running" if live else "finished",
+                "status": "running" if live else "stopped" if waiting else "finished",
                 "done": s["done"],
                 "planned": df.attrs.get("planned_trials"),
                 "complete": s["complete"],
                 "pruned": s["pruned"],
                 "infeasible": s["infeasible"],
                 "failed": s["failed"],
+                "interrupted": s["interrupted"],
                 "running": s["running"],
                 "front": s["front"],
                 "hypervolume": s["hypervolume"],
@@ -141,7 +143,8 @@ def front_points(
     kind = kind.fillna(view["state"]).where(~view["number"].isin(on_front), "front")
     out = view[[c for c in HOVER if c in view.columns]].assign(kind=kind.values)
     # a stopped, failed or running trial has no accuracy: it is drawn at its last epoch's
-    partial = view["accuracy"].isna() & view["state"].isin(["pruned", "failed", "running"])
+    stopped = ["pruned", "failed", "interrupted", "running"]
+    partial = view["accuracy"].isna() & view["state"].isin(stopped)
     last = view["curve"].map(lambda c: c[-1] if isinstance(c, list) and c else np.nan)
     for axis, name in (("x", x), ("y", y), ("z", z)):
         if name:

@@ -19,10 +19,11 @@ STYLE: dict[str, dict[str, Any]] = {
     "infeasible": {"color": "#9e9e9e", "size": 7, "symbol": "x"},
     "pruned": {"color": "#ff7f0e", "size": 6, "symbol": "circle-open"},
     "failed": {"color": "#000000", "size": 6, "symbol": "x-open"},
+    "interrupted": {"color": "#8c564b", "size": 6, "symbol": "triangle-down-open"},
     "running": {"color": "#2ca02c", "size": 8, "symbol": "star"},
 }
 #: 3-D scatters know fewer marker symbols: these stand in
-SYMBOLS_3D = {"star": "cross", "x-open": "x"}
+SYMBOLS_3D = {"star": "cross", "x-open": "x", "triangle-down-open": "diamond-open"}
 #: a trace of more points than this is drawn with WebGL
 GL_POINTS = 2_000
 

@@ -96,7 +96,7 @@ def _front_callback(app: Any, studies: Studies) -> None:
             if v is not None and v < top
         }
         points = data.front_points(df, x, y, z=z, color=color, budgets=budgets, front=live.front())
-        hidden = {"dominated", "infeasible", "pruned", "failed"} - set(show or [])
+        hidden = {"dominated", "infeasible", "pruned", "failed", "interrupted"} - set(show or [])
         points, left_out = data.drawable(points[~points.kind.isin(hidden)])
         fig = figures.front_figure(points, (x, y, z) if z else (x, y), df.attrs["budgets"])
         fig.update_layout(uirevision=f"{key} {x} {y} {z}")  # a refresh keeps the user's zoom

@@ -28,6 +28,7 @@ import yaml
 
 from blocknas.search.config import SearchConfig
 from blocknas.search.study import shown_url
+from blocknas.spaces.files import read_yaml
 
 #: the metadata key every job blocknas submits carries (``jobs list`` shows only these)
 MARK = "blocknas"
@@ -96,7 +97,7 @@ def package(config_path: Path, folder: Path) -> SearchConfig:
             "you can reach, e.g. storage: postgresql+psycopg://user:${PGPASSWORD}@db:5432/nas "
             "(a SQLite file would stay inside the job's temporary folder)"
         )
-    data = yaml.safe_load(config_path.read_text())
+    data = read_yaml(config_path, "search config")  # checked by from_file above
     files = folder / "files"
     files.mkdir(parents=True)
 
@@ -127,9 +128,12 @@ def submit(
     token: str | None = None,
 ) -> str:
     """Submit ``blocknas search`` of a config as a Ray job; returns the job id."""
+    from blocknas.search.lease import check_free
+
     api = client(address, token)
     with tempfile.TemporaryDirectory(prefix="blocknas-job-") as tmp:
         cfg = package(Path(config_path), Path(tmp))
+        check_free(cfg.storage_url(), cfg.name)  # the job's driver would be refused anyway
         args = ["blocknas", "search", "config.yaml", "--address", "auto"]
         args += ["--resume"] if resume else []
         args += ["--trials", str(trials)] if trials is not None else []

@@ -102,13 +102,16 @@ def row(trial: Trial, objectives: list[str], retried: dict[int, int]) -> dict[st
     """The trial's row (``retried``: see :func:`_retries`)."""
     attrs = record(trial)  # read once: the row's every field comes from it
     state, feasible = _state(trial, attrs)
-    out: dict[str, Any] = {"number": trial.number, "state": state, "feasible": feasible}
-    out |= {k: number(v) for k, v in _metrics(trial, objectives, attrs).items()}
     reason = attrs.get("reason")
-    if trial.number in retried:
-        reason = "interrupted: the search driver stopped"
+    if trial.number in retried:  # stopped by a signal or a dead driver: not a failure
+        state = "interrupted"
+        reason = str(reason or "")
+        if not reason.startswith("interrupted"):
+            reason = "interrupted: the search driver stopped"
         if retried[trial.number] >= 0:
             reason += f"; retried as trial {retried[trial.number]}"
+    out: dict[str, Any] = {"number": trial.number, "state": state, "feasible": feasible}
+    out |= {k: number(v) for k, v in _metrics(trial, objectives, attrs).items()}
     out |= {
         "epochs": attrs.get("epochs"),
         "epochs_planned": attrs.get("epochs_planned"),

@@ -15,6 +15,7 @@ from blocknas.search.hypervolume import dominated_volume, non_dominated
 from blocknas.search.reading import RECORD as RECORD  # re-exported: results API
 from blocknas.search.reading import load_results as load_results
 from blocknas.search.reading import objectives_of, row
+from blocknas.search.study import interrupted
 
 TrialState = optuna.trial.TrialState
 Objectives = Sequence[tuple[str, str] | str] | None
@@ -138,9 +139,9 @@ def summary(df: pd.DataFrame) -> dict[str, Any]:
     rejected = int((infeasible & ~launched).sum())
     over_after = int((infeasible & launched).sum())  # within the predicted budget, not the real
     counts = {s: int((state == s).sum()) for s in ("complete", "running", "pruned", "failed")}
+    counts["interrupted"] = int((state == "interrupted").sum())  # each queued again
     finished = counts["complete"] + counts["pruned"] + counts["failed"] + int(infeasible.sum())
     ended = launched & state.isin(["complete", "infeasible", "pruned", "failed"])
-    ended &= ~df["reason"].fillna("").astype(str).str.startswith("interrupted")
     planned = int(df.loc[ended, "epochs_planned"].fillna(0).sum())
     pruned = df[state == "pruned"]
     saved = int((pruned["epochs_planned"] - pruned["epochs"]).clip(lower=0).fillna(0).sum())
@@ -181,13 +182,18 @@ class Tally:
     def update(self) -> dict[str, Any]:
         """The numbers, after reading the trials that finished since the last call."""
         names, before = [m for m, _ in self.objectives], len(self.points)
+        stopped: dict[int, int] | None = None
         for trial in self.study.get_trials(deepcopy=False, states=self.FINISHED):
             if trial.number in self.seen:
                 continue
             self.seen.add(trial.number)
-            out = row(trial, names, {})  # the trial's load_results row
+            if trial.state == TrialState.FAIL and stopped is None:  # read once, when needed
+                stopped = dict.fromkeys(interrupted(self.study), -1)
+            out = row(trial, names, stopped or {})  # its load_results row (but its retry)
             if out["state"] in self.counts:
                 self.counts[out["state"]] += 1
+            if out["state"] == "interrupted":  # counted in its retry
+                continue
             if out["state"] != "infeasible" or out["launched"]:  # not rejected before training
                 self.counts["done"] += 1
             if out["feasible"]:

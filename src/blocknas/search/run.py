@@ -6,14 +6,17 @@ trial stops, and Tune runs the trials on the CPUs and GPUs of the local machine 
 reusing actors between trials. The study is the source of truth, so ``resume=True`` after a
 killed driver continues it: finished trials stay, interrupted ones are queued again.
 
-Everything a user can get wrong is checked before Ray starts: the config (when it is read) and
-the data (:func:`check_data`), so a bad search ends in seconds with one line.
+Everything a user can get wrong is checked before Ray starts: the config (when it is read), the
+data (:func:`check_data`) and an existing latency predictor file, so a bad search ends in seconds
+with one line and changes nothing. One driver per study: a search holds the study's lease
+(:mod:`blocknas.search.lease`) from before it changes the study until it ends, and a stop
+signal ends it cleanly (:mod:`blocknas.search.signals`).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,19 +28,22 @@ import pandas as pd
 from blocknas.metrics import METRICS
 from blocknas.runners.ray_session import ray_environment, ray_session
 from blocknas.search.config import SearchConfig
+from blocknas.search.lease import Holder, Lease
 from blocknas.search.results import Tally, load_results, pareto_front
+from blocknas.search.signals import StopRequest, stop_signals
 from blocknas.search.study import (
     finished_launched,
     open_study,
     recover_interrupted,
     shown_url,
+    storage_for,
 )
 from blocknas.search.text import describe, progress_line, trial_line
 from blocknas.spaces.errors import SpecError
 
 if TYPE_CHECKING:
     from blocknas.search.early_stop import ParetoStoppingScheduler
-    from blocknas.search.searcher import StudySearcher
+    from blocknas.search.searcher import SearchStopper, StudySearcher
 
 Echo = Callable[[str], None]
 SUMMARY_EVERY_S = 5.0
@@ -56,6 +62,8 @@ class SearchOutcome:
     front: pd.DataFrame
     rejected: int = 0  # candidates this run rejected over budget
     notes: list[str] = field(default_factory=list)
+    stopped_by: str | None = None  # the signal that stopped the search (SIGINT, SIGTERM)
+    exit_code: int = 0  # 130 after SIGINT, 143 after SIGTERM (128 + the signal)
 
     def describe(self) -> str:
         """The closing text: where the results are, the accounting, the front as a table."""
@@ -111,21 +119,22 @@ def run_search(
         print(outcome.describe())
     """
     check_data(config)
+    if config.predicts_latency():
+        from blocknas.search.costs import existing_predictor
+
+        existing_predictor(config)  # a damaged or foreign file: refused before anything changes
     ray_environment(address)  # before Ray is imported: it reads RAY_AUTH_MODE once, at import
     wanted = trials or config.search.trials
     run_dir = config.run_dir.resolve()
+    stop = StopRequest()
     with quiet_optuna():
-        study = _open(config, resume=resume, wanted=wanted, echo=echo)  # a bad storage: now
-        run_dir.mkdir(parents=True, exist_ok=True)
-        scheduler = make_scheduler(config)
-        searcher = _searcher(config, study, wanted, run_dir, scheduler, echo)
-        with ray_session(address) as where:
-            echo(
-                f"search {config.name!r}: {wanted} trials, {config.search.sampler}, "
-                f"{config.search.concurrency} at a time on {where}; "
-                f"study in {shown_url(config.storage_url())}"
-            )
-            _tuner(config, searcher, scheduler, run_dir, trainable).fit()
+        study, lease = _open(config, resume=resume, wanted=wanted, echo=echo)  # bad storage: now
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            lease.start_heartbeat()
+            searcher = _train(config, study, wanted, run_dir, echo, address, trainable, stop, lease)
+        finally:
+            lease.release()
         df = load_results(study)
     outcome = SearchOutcome(
         study_name=config.name,
@@ -134,15 +143,83 @@ def run_search(
         results=df,
         front=pareto_front(df),
         rejected=searcher.rejected,
+        stopped_by=stop.name or None,
+        exit_code=stop.exit_code if stop else 0,
     )
     if searcher.error:
         outcome.notes.append(searcher.error)
     return outcome
 
 
-def _open(config: SearchConfig, *, resume: bool, wanted: int, echo: Echo) -> optuna.Study:
-    """The study, with trials a killed driver left running queued again."""
-    study = open_study(config, resume=resume)
+def _train(
+    config: SearchConfig,
+    study: optuna.Study,
+    wanted: int,
+    run_dir: Path,
+    echo: Echo,
+    address: str | None,
+    trainable: Callable[[dict[str, Any]], None] | None,
+    stop: StopRequest,
+    lease: Lease,
+) -> StudySearcher:
+    """Tune's run of the trials until ``wanted`` are trained or a stop signal; Ray's own
+    messages go to ``<run dir>/ray.log``. Returns the searcher (its counts and notes)."""
+    scheduler = make_scheduler(config)
+
+    def stopping() -> str | None:
+        if lease.lost.is_set():
+            return f"another driver took study {config.name!r} over"
+        return f"{stop.name} received" if stop else None
+
+    searcher = _searcher(config, study, wanted, run_dir, scheduler, echo, stopping)
+    log = run_dir / "ray.log"
+    # the stop handlers go in after ray.init, which sets its own for SIGTERM (and whose native
+    # logging aborts the process on one)
+    with ray_session(address, log=log) as where, stop_signals(stop):
+        echo(
+            f"search {config.name!r}: {wanted} trials, {config.search.sampler}, "
+            f"{config.search.concurrency} at a time on {where}; "
+            f"study in {shown_url(config.storage_url())}; Ray's messages in {log}"
+        )
+        from blocknas.search.searcher import SearchStopper
+
+        stopper = SearchStopper(lambda: stopping() is not None)
+        _tuner(config, searcher, scheduler, stopper, run_dir, trainable).fit()
+    if stopping() is not None and not lease.lost.is_set():
+        searcher.interrupt_running()  # any Tune did not report back
+    return searcher
+
+
+def _open(
+    config: SearchConfig, *, resume: bool, wanted: int, echo: Echo
+) -> tuple[optuna.Study, Lease]:
+    """The study and this driver's lease on it (one driver per study), with the trials of a
+    stopped driver it took over queued again."""
+    storage = storage_for(config.storage_url())
+    lease = Lease(storage.engine, config.name)  # type: ignore[attr-defined]
+    stale = lease.acquire()  # a live driver: refused here, before anything changes
+    try:
+        study = open_study(config, resume=resume, storage=storage)
+        _prepare(study, config, resume=resume, wanted=wanted, echo=echo, stale=stale)
+    except BaseException:
+        lease.release()
+        raise
+    return study, lease
+
+
+def _prepare(
+    study: optuna.Study,
+    config: SearchConfig,
+    *,
+    resume: bool,
+    wanted: int,
+    echo: Echo,
+    stale: Holder | None,
+) -> None:
+    """Seed a new study; in a resumed one, queue again what a stopped driver left running."""
+    if stale is not None:
+        was = stale.describe(time.time())
+        echo(f"resuming: took study {config.name!r} over from stopped {was}")
     seeded = warm_start(study, config)
     if seeded:
         echo(f"warm start: {seeded} seed spec(s) run first ({config.search.sampler} after)")
@@ -151,7 +228,6 @@ def _open(config: SearchConfig, *, resume: bool, wanted: int, echo: Echo) -> opt
         echo(f"resuming: {interrupted} interrupted trial(s) queued again")
     if resume and (already := finished_launched(study)):
         echo(f"resuming: {already} of {wanted} trials already done")
-    return study
 
 
 def warm_start(study: optuna.Study, config: SearchConfig) -> int:
@@ -228,9 +304,11 @@ def _searcher(
     run_dir: Path,
     scheduler: ParetoStoppingScheduler | None,
     echo: Echo,
+    stopping: Callable[[], str | None],
 ) -> StudySearcher:
     """The searcher, printing a line per finished trial and a progress line every few seconds."""
-    from blocknas.search.searcher import Coster, StudySearcher
+    from blocknas.search.costs import Coster
+    from blocknas.search.searcher import StudySearcher
 
     objectives = [o.metric for o in config.objectives]
     last_summary = [0.0]
@@ -253,6 +331,7 @@ def _searcher(
         coster=Coster(config, echo),
         stopped_at=scheduler.stopped.get if scheduler else (lambda _t: None),
         on_finish=finished,
+        stopping=stopping,
     )
 
 
@@ -261,16 +340,11 @@ def _trial_dirname(trial: Any) -> str:
     return f"trial_{trial.config.get('number', 0):05d}_{trial.trial_id}"
 
 
-def _final_result(_trial_id: str, result: Mapping[str, Any]) -> bool:
-    """Tune stopper: a trial is over at its ``final: True`` report. The trainable returns right
-    after it, so this only spares Tune one more call to the actor to learn that it returned."""
-    return bool(result.get("final"))
-
-
 def _tuner(
     config: SearchConfig,
     searcher: StudySearcher,
     scheduler: ParetoStoppingScheduler | None,
+    stopper: SearchStopper,
     run_dir: Path,
     trainable: Callable[[dict[str, Any]], None] | None,
 ) -> Any:
@@ -302,7 +376,7 @@ def _tuner(
             storage_path=str(run_dir),
             verbose=0,
             failure_config=tune.FailureConfig(max_failures=config.search.max_failures),
-            stop=_final_result,
+            stop=stopper,
             callbacks=[CSVLoggerCallback(), JsonLoggerCallback()],
         ),
     )

@@ -1,122 +1,41 @@
 """The Tune searcher: Optuna decides what to try, and nothing over budget is ever launched.
 
 Each suggestion asks the study for a trial, samples a spec from the space (define-by-run), and
-costs it analytically (deploy MACs and params; latency predicted from the latency table, filled
-as new parts appear). A candidate over a budget is told to the study at once as a complete but
-infeasible trial, with its constraint values, and the next one is asked: it never reaches Ray.
-When a launched trial ends, its record is completed from the trial's final report, and the
-budgets are checked again on what training produced (the learned adaptor sizes, the measured
-latency). The searcher never stops trials: early stopping is the scheduler's job.
+costs it analytically (:mod:`blocknas.search.costs`: deploy MACs and params, latency from the
+latency predictor). A candidate over a budget, or too large to build at all (the memory limit,
+:mod:`blocknas.costmodel.memory`), is told to the study at once as a complete but infeasible
+trial, with its constraint values, and the next one is asked: it never reaches Ray. When a
+launched trial ends, its record is completed from the trial's final report, and the budgets are
+checked again on what training produced (the learned adaptor sizes, the measured latency). The
+searcher never stops trials: early stopping is the scheduler's job, and a stop signal
+:class:`SearchStopper`'s.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import optuna
 from ray.tune.search import Searcher
+from ray.tune.stopper import Stopper
 
-from blocknas.costmodel import cost
-from blocknas.costmodel.predictor import LatencyPredictor, Target
+from blocknas.costmodel.memory import check_memory
 from blocknas.metrics import METRICS
 from blocknas.search.config import SearchConfig
-from blocknas.search.study import RECORD_ATTR, finished_launched
-from blocknas.spaces import ArchSpec
+from blocknas.search.costs import (
+    Coster,
+    arch_summary,
+    constraint_values,
+    known,
+    over_budget,
+)
+from blocknas.search.study import RECORD_ATTR, finished_launched, mark_interrupted
+from blocknas.spaces import ArchSpec, SpecError
 
 TrialState = optuna.trial.TrialState
-
-
-def arch_summary(spec: ArchSpec) -> str:
-    """A short human summary: ``stem16 basic/conv16 basic/acb32↓ +A inverted/dwsep48↓``."""
-    parts = [f"stem{spec.stem.out}"]
-    for layer in spec.layers:
-        mark = "↓" if layer.stride == 2 else ""
-        parts.append(
-            ("+A " if layer.adaptor else "") + f"{layer.block}/{layer.op}{layer.out}{mark}"
-        )
-    return " ".join(parts)
-
-
-class Coster:
-    """Analytic costs of a candidate before training, with its latency predicted when the search
-    needs it (:func:`latency_predictor`)."""
-
-    def __init__(self, config: SearchConfig, echo: Callable[[str], None] | None = None) -> None:
-        self.config = config
-        self.predictor = latency_predictor(config, echo) if config.predicts_latency() else None
-
-    def __call__(self, spec: ArchSpec) -> dict[str, Any]:
-        """Every metric known before training, by its name in the metrics table (None: unknown)."""
-        out = cost(spec).to_dict()
-        if self.predictor is not None:
-            out["latency_ms"] = self.predictor.predict(spec)
-        return METRICS.complete(out)
-
-
-def latency_predictor(
-    config: SearchConfig, echo: Callable[[str], None] | None = None
-) -> LatencyPredictor:
-    """The search's latency predictor: ``latency.table`` or ``<run dir>/latency_<device>.json``,
-    profiled from the space first when it is missing or unfinished (progress through ``echo``).
-    A file measured on another device, thread count, batch size or torch is refused."""
-    from blocknas.costmodel.profiling import profile, read, report_table
-
-    lat = config.latency
-    path = lat.table or config.run_dir / f"latency_{lat.device}.json"
-    target = Target.here(lat.device, lat.threads, lat.batch)
-    predictor = read(path) if path.exists() else None
-    if predictor is not None:
-        predictor.check(target, path)
-    if predictor is None or predictor.model is None:
-        say = echo or (lambda _line: None)
-        say(
-            f"latency: profiling {lat.samples} specs of the space (and {lat.holdout} held out) "
-            f"on {target.describe()} into {path}"
-        )
-        every = max(1, (lat.samples + 2 * lat.holdout) // 10)
-
-        def progress(done: int, total: int) -> None:
-            if done % every == 0 or done == total:
-                say(f"  profiled {done}/{total}")
-
-        predictor = profile(
-            config.space, path, target, samples=lat.samples, holdout=lat.holdout,
-            seed=config.search.seed, progress=progress,
-        )  # fmt: skip
-        if predictor.report is not None:
-            say(report_table(predictor.report))
-    return predictor
-
-
-def constraint_values(config: SearchConfig, metrics: dict[str, Any]) -> list[float]:
-    """``value − limit`` per budget that is set (≤ 0: within budget; unknown: +inf)."""
-    out = []
-    for name, limit in config.budgets.limits().items():
-        value = metrics.get(name)
-        out.append(float("inf") if value is None else float(value) - limit)
-    return out
-
-
-def over_budget(config: SearchConfig, metrics: dict[str, Any]) -> str | None:
-    """Why ``metrics`` break a budget (one line), or None."""
-    broken = [
-        f"{name} {float(metrics[name]):.6g} > {limit:.6g}"
-        if metrics.get(name) is not None
-        else f"{name} unknown"
-        for (name, limit), c in zip(
-            config.budgets.limits().items(), constraint_values(config, metrics), strict=True
-        )
-        if c > 0
-    ]
-    return "over budget: " + ", ".join(broken) if broken else None
-
-
-def known(metrics: dict[str, Any]) -> dict[str, Any]:
-    """The metrics that have a value: what a trial's record holds (missing ones stay missing)."""
-    return {k: v for k, v in metrics.items() if k in METRICS and v is not None}
 
 
 class StudySearcher(Searcher):
@@ -133,6 +52,7 @@ class StudySearcher(Searcher):
         coster: Callable[[ArchSpec], dict[str, Any]] | None = None,
         stopped_at: Callable[[str], int | None] = lambda _trial_id: None,
         on_finish: Callable[[optuna.trial.FrozenTrial, int], None] | None = None,
+        stopping: Callable[[], str | None] = lambda: None,
     ) -> None:
         super().__init__()  # no metric: error reports lack accuracy, and Tune checks it
         self.study, self.config, self.trials = study, config, trials
@@ -141,6 +61,7 @@ class StudySearcher(Searcher):
         self.coster = coster or Coster(config)
         self.stopped_at = stopped_at
         self.on_finish = on_finish
+        self.stopping = stopping  # why the whole search is stopping (a signal), or None
         self.launched = finished_launched(study)  # includes trials of earlier (resumed) runs
         self.running: dict[str, optuna.Trial] = {}
         self.curves: dict[str, dict[int, float]] = {}  # trial id -> epoch -> val accuracy
@@ -151,12 +72,12 @@ class StudySearcher(Searcher):
 
     # --- what to try -------------------------------------------------------------------------
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:  # type: ignore[override]
-        if self.launched >= self.trials or self.error:
+        if self.launched >= self.trials or self.error or self.stopping():
             return Searcher.FINISHED
         for _ in range(self.config.search.max_rejections):
             trial = self.study.ask()
             spec = self.config.space.sample(trial)
-            costs = self.coster(spec)
+            costs, reason = self._cost(spec)
             constraints = constraint_values(self.config, costs)
             attrs = {
                 "spec": spec.to_json(),
@@ -164,7 +85,6 @@ class StudySearcher(Searcher):
                 **known(costs),
                 "constraints": constraints,
             }
-            reason = over_budget(self.config, costs)
             if reason is not None:
                 self._set(trial, attrs | {"feasible": False, "launched": False, "reason": reason})
                 self._tell(trial, constraints, costs)
@@ -178,6 +98,16 @@ class StudySearcher(Searcher):
         )
         return Searcher.FINISHED
 
+    def _cost(self, spec: ArchSpec) -> tuple[dict[str, Any], str | None]:
+        """The candidate's costs and why it must not be trained (None: it may): over a budget,
+        or too large to build at all (the memory limit; its costs are then unknown)."""
+        try:
+            check_memory(spec)
+        except SpecError as e:
+            return {}, f"too large to build: {e}"
+        costs = self.coster(spec)
+        return costs, over_budget(self.config, costs)
+
     def _launch(
         self,
         trial_id: str,
@@ -187,9 +117,11 @@ class StudySearcher(Searcher):
         attrs: dict[str, Any],
     ) -> dict[str, Any]:
         """Record a candidate as launched and give Tune its trial config."""
-        # a trial queued again after a killed driver resumes from its first run's checkpoint
-        first = trial.user_attrs.get("retry_of", trial.number)
-        checkpoint = self.checkpoint_dir / f"trial_{first:05d}.pt"
+        # a trial queued again after an interrupt resumes from the interrupted one's checkpoint
+        first = trial.user_attrs.get("retry_of", trial.number)  # studies before resume_from
+        checkpoint = Path(
+            trial.user_attrs.get("resume_from") or self.checkpoint_dir / f"trial_{first:05d}.pt"
+        )
         planned = self.config.train.epochs
         launch = {"launched": True, "checkpoint": str(checkpoint), "epochs_planned": planned}
         self._set(trial, attrs | launch)
@@ -231,6 +163,9 @@ class StudySearcher(Searcher):
             ),
         }
         stopped = self.stopped_at(trial_id)
+        if self.stopping() and not result.get("final"):  # stopped by the user, not by a rule
+            self._interrupt([(trial, attrs)])
+            return
         if error or "error" in result:
             reason = result.get("error") or "the trial's worker failed (see the Ray logs)"
             self._set(trial, attrs | {"feasible": False, "reason": reason})
@@ -263,6 +198,24 @@ class StudySearcher(Searcher):
         self._set(trial, attrs)
         return self._tell(trial, attrs["constraints"], metrics)
 
+    def interrupt_running(self) -> int:
+        """Record every trial still running as interrupted: the search is stopping."""
+        trials = list(self.running.values())
+        self.running.clear()
+        self._interrupt([(t, {}) for t in trials])
+        return len(trials)
+
+    def _interrupt(self, trials: list[tuple[optuna.Trial, dict[str, Any]]]) -> None:
+        """Record ``trials`` (with what is known of their training) as interrupted, queued again
+        for ``--resume`` to continue from their checkpoints."""
+        why = self.stopping() or "the search stopped"
+        for trial, attrs in trials:
+            self._set(trial, attrs | {"interrupted": True, "reason": f"interrupted: {why}"})
+        for frozen in mark_interrupted(self.study, [t for t, _ in trials]):
+            self.records.pop(frozen.number, None)
+            if self.on_finish is not None:
+                self.on_finish(frozen, len(self.running))
+
     # --- helpers ---------------------------------------------------------------------------------
     def _set(self, trial: optuna.Trial, attrs: dict[str, Any]) -> None:
         """Add ``attrs`` to the trial's record and write it as one attribute: each write is a
@@ -290,6 +243,15 @@ class StudySearcher(Searcher):
 
     def restore(self, checkpoint_path: str) -> None:
         """Nothing to restore: ``--resume`` reopens the study instead."""
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Tune pickles its config, this searcher included, into the experiment folder (for
+        ``Tuner.restore``, which blocknas does not use): the live stop check stays out."""
+        return self.__dict__ | {"stopping": _not_stopping}
+
+
+def _not_stopping() -> str | None:
+    return None
 
 
 class StandIns:
@@ -323,3 +285,27 @@ class StandIns:
             float(v) if (v := metrics.get(m)) is not None else self.worst.get(m, 0.0)
             for m, _ in self.objectives
         ]
+
+
+class SearchStopper(Stopper):
+    """Tune's stopper of a search: a trial ends at its ``final`` report; every trial stops when
+    ``stop_all`` says so (a stop signal, or the study's lease lost to another driver)."""
+
+    def __init__(self, stop_all: Callable[[], bool]) -> None:
+        self._stop_all = stop_all
+
+    def __call__(self, trial_id: str, result: Mapping[str, Any]) -> bool:
+        # the trainable returns right after its final report: this spares Tune one more call
+        # to the actor to learn that it returned
+        return bool(result.get("final"))
+
+    def stop_all(self) -> bool:
+        return self._stop_all()
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Tune pickles its run config into the experiment folder, for ``Tuner.restore``, which
+        blocknas does not use (``--resume`` reopens the study): the live callable stays out."""
+        return {}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._stop_all = lambda: False

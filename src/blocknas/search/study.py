@@ -12,6 +12,7 @@ import os
 import re
 import time
 import warnings
+from collections.abc import Sequence
 from contextlib import closing
 from pathlib import Path
 from typing import Any, Protocol
@@ -23,8 +24,8 @@ import sqlalchemy
 from blocknas.metrics import RENAMED
 from blocknas.search.config import SearchConfig
 
-#: study user attribute: numbers of the trials a stopped driver left running (each failed, and
-#: queued again if it had been launched)
+#: study user attribute: numbers of the trials a stopped driver left running (each ended FAIL,
+#: read as ``interrupted``, and queued again if it had been launched)
 INTERRUPTED = "interrupted"
 #: trial user attribute: the searcher's record of the trial (spec, costs, state of its
 #: training), one attribute so that each update is one storage transaction
@@ -36,6 +37,16 @@ class HasUserAttrs(Protocol):
 
     @property
     def user_attrs(self) -> dict[str, Any]: ...
+
+
+class HasNumber(HasUserAttrs, Protocol):
+    """A trial, frozen or running, as :func:`mark_interrupted` reads it."""
+
+    @property
+    def number(self) -> int: ...
+
+    @property
+    def params(self) -> dict[str, Any]: ...
 
 
 def record(trial: HasUserAttrs) -> dict[str, Any]:
@@ -137,14 +148,15 @@ def storage_for(url: str, *, create: bool = True) -> optuna.storages.BaseStorage
     """
     shown = shown_url(url)
     url = expand_url(url)
-    sqlite = url.startswith("sqlite:///")
-    if sqlite:
-        path = url.removeprefix("sqlite:///").split("?")[0]
+    path = sqlite_path(url)
+    sqlite = path is not None
+    if path is not None:
         if create:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         elif path not in ("", ":memory:") and not Path(path).is_file():
             raise ValueError(f"no study storage at {path} (the search has not run, or wrong path)")
-        elif path not in ("", ":memory:") and not _stamped(path):
+        check_sqlite(url)
+        if not create and path not in ("", ":memory:") and not _stamped(path):
             # a search is creating it: opening it now would stamp its schema version too, and
             # the search's own stamp would then fail (a UNIQUE constraint): wait instead
             raise ValueError(f"{path} is not an Optuna study storage (or is being created)")
@@ -159,9 +171,43 @@ def storage_for(url: str, *, create: bool = True) -> optuna.storages.BaseStorage
         raise ValueError(f"cannot open the study storage {shown}: {reason}") from None
     except optuna.exceptions.StorageInternalError:
         raise ValueError(f"{shown} is not an Optuna study storage") from None
+    except sqlalchemy.exc.ArgumentError:  # "runs/study.db", " ": not a database URL at all
+        raise ValueError(
+            f"storage {shown!r} is not a database URL; give e.g. sqlite:///runs/NAME/study.db "
+            "or postgresql+psycopg://user:${PGPASSWORD}@host:5432/db"
+        ) from None
     if sqlite and create:  # a reader never changes the file, not even its journal mode
         _fast_sqlite(storage)
     return storage
+
+
+def sqlite_path(url: str) -> str | None:
+    """The file of a SQLite storage URL (``""`` or ``:memory:`` for none); None for others."""
+    return url.removeprefix("sqlite:///").split("?")[0] if url.startswith("sqlite:///") else None
+
+
+def check_sqlite(url: str) -> None:
+    """Refuse a SQLite study file that exists but is damaged (truncated, garbled), reading it
+    only: Optuna would fail on it later, mid-read, or write into it. One line naming the file;
+    nothing for other storages, or a file not there yet."""
+    import sqlite3
+
+    path = sqlite_path(url)
+    if not path or path == ":memory:" or not Path(path).is_file() or not Path(path).stat().st_size:
+        return
+    try:
+        with closing(sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True)) as conn:
+            problems = [str(row[0]) for row in conn.execute("PRAGMA quick_check(1)")]
+    except sqlite3.OperationalError:
+        return  # locked or not readable: opening it says which
+    except sqlite3.DatabaseError as e:  # not a database, malformed
+        problems = [str(e)]
+    if problems != ["ok"]:
+        lines = [line for line in problems[0].splitlines() if not line.startswith("***")]
+        raise ValueError(
+            f"{path}: not a readable study database (truncated or corrupt: "
+            f"{(lines or ['?'])[0]}); it was left as it is"
+        )
 
 
 def _stamped(path: str) -> bool:
@@ -192,14 +238,20 @@ def _fast_sqlite(storage: optuna.storages.RDBStorage) -> None:
     storage.engine.dispose()  # connections opened before the listener: reopen with it
 
 
-def open_study(config: SearchConfig, *, resume: bool) -> optuna.Study:
+def open_study(
+    config: SearchConfig,
+    *,
+    resume: bool,
+    storage: optuna.storages.BaseStorage | None = None,
+) -> optuna.Study:
     """Create the search's study, or load it with ``resume=True``.
 
     A study that already exists without ``resume`` is an error (no data is overwritten);
-    ``resume`` of a study that does not exist yet simply starts it.
+    ``resume`` of a study that does not exist yet simply starts it. ``storage``: the config's,
+    when already open.
     """
     url = config.storage_url()
-    storage = storage_for(url)
+    storage = storage or storage_for(url)
     names = {s.study_name for s in optuna.get_all_study_summaries(storage)}
     if config.name in names and not resume:
         raise ValueError(
@@ -239,22 +291,36 @@ def _renamed(objectives: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def recover_interrupted(study: optuna.Study) -> int:
-    """Trials left RUNNING by a driver that died: mark them failed and queue their architecture
-    again, so nothing completed is repeated and nothing interrupted is lost. Returns how many.
-
-    A finished trial's attributes cannot change, so the study records which trials were
-    interrupted (user attr ``interrupted``); a queued retry carries ``retry_of`` in its own.
-    """
+    """Trials left RUNNING by a driver that died (its lease was taken over): recorded as
+    interrupted and queued again (:func:`mark_interrupted`). Returns how many."""
     orphans = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
-    if not orphans:
-        return 0
-    known = list(study.user_attrs.get(INTERRUPTED, []))
-    study.set_user_attr(INTERRUPTED, known + [t.number for t in orphans])
-    for t in orphans:
-        study.tell(t.number, state=optuna.trial.TrialState.FAIL)
-        if record(t).get("launched"):
-            study.enqueue_trial(t.params, user_attrs={"retry_of": t.number}, skip_if_exists=False)
+    mark_interrupted(study, orphans)
     return len(orphans)
+
+
+def mark_interrupted(
+    study: optuna.Study, trials: Sequence[HasNumber]
+) -> list[optuna.trial.FrozenTrial]:
+    """Record ``trials`` as interrupted and queue each launched one's architecture again, so
+    nothing completed is repeated and nothing interrupted is lost; the retry resumes from the
+    interrupted trial's checkpoint.
+
+    Optuna has no interrupted state: the trial ends FAIL and the study lists it (user attr
+    ``interrupted``), which results read as the state ``interrupted``. A queued retry carries
+    ``retry_of`` (the trial it retries) and ``resume_from`` (its checkpoint) in its attributes.
+    """
+    if not trials:
+        return []
+    known = list(study.user_attrs.get(INTERRUPTED, []))
+    study.set_user_attr(INTERRUPTED, known + [t.number for t in trials])
+    told = []
+    for t in trials:
+        told.append(study.tell(t.number, state=optuna.trial.TrialState.FAIL))
+        attrs = record(t)
+        if attrs.get("launched"):
+            retry = {"retry_of": t.number, "resume_from": attrs.get("checkpoint")}
+            study.enqueue_trial(t.params, user_attrs=retry, skip_if_exists=False)
+    return told
 
 
 def interrupted(study: optuna.Study) -> set[int]:

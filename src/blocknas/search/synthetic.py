@@ -16,7 +16,7 @@ from typing import Any
 import optuna
 
 from blocknas.costmodel import cost
-from blocknas.search.searcher import arch_summary
+from blocknas.search.costs import arch_summary
 from blocknas.search.study import RECORD_ATTR, storage_for
 from blocknas.spaces.schema import SearchSpace
 

@@ -31,7 +31,9 @@ def trial_line(trial: optuna.trial.FrozenTrial, objectives: Sequence[str]) -> st
     state = {"fail": "failed"}.get(trial.state.name.lower(), trial.state.name.lower())
     if state == "complete" and not a.get("feasible", True):
         state = "infeasible"
-    parts = [f"trial {trial.number:>4}", f"{state:<10}"]
+    if a.get("interrupted"):
+        state = "interrupted"
+    parts = [f"trial {trial.number:>4}", f"{state:<11}"]
     parts += [f"{m.label} {m.show(a.get(m.name))}" for m in shown_metrics(objectives)]
     planned = a.get("epochs_planned")
     parts.append(f"ep {a.get('epochs', 0)}" + (f"/{planned}" if planned else ""))
@@ -56,9 +58,11 @@ def accounting(s: dict[str, Any]) -> str:
     """``48 trials (…), 17 candidates rejected …, 2 launched trials over budget after training;
     early stopping saved 42 of 192 …``."""
     rejected, over = s["rejected"], s["over_budget_after_training"]
+    stopped = s.get("interrupted", 0)
+    queued = f", {stopped} interrupted and queued again" if stopped else ""
     return (
         f"{s['done']} trials ({s['complete']} complete, {s['pruned']} pruned, {s['failed']} "
-        f"failed), {rejected} candidate{'' if rejected == 1 else 's'} rejected over budget "
+        f"failed{queued}), {rejected} candidate{'' if rejected == 1 else 's'} rejected over budget "
         f"before training, {over} launched trial{'' if over == 1 else 's'} over budget after "
         f"training; early stopping saved {s['epochs_saved']} of "
         f"{s['epochs_planned']} planned epochs ({s['saved_fraction']:.0%})"
