@@ -79,7 +79,7 @@ def ray_head(num_cpus: int = 2) -> Iterator[Head]:
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(20)
+            proc.wait(5)  # the head's own graceful stop can take longer: the test's is over
         with contextlib.suppress(ProcessLookupError):  # whatever of the head is left
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()

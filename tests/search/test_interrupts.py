@@ -32,10 +32,10 @@ OURS = ("trial ", "  done ", "search '", "warm start", "resuming", "stopped by "
 
 
 def _write(tmp_path: Path, **search: Any) -> tuple[Path, str]:
-    """A search whose trials train long enough (20 epochs, never stopped early) to be caught
+    """A search whose trials train long enough (10 epochs, never stopped early) to be caught
     training."""
     search = {"concurrency": 2, "early_stopping": {"enabled": False}, **search}
-    cfg = config(tmp_path, search=search, train={"epochs": 20})
+    cfg = config(tmp_path, search=search, train={"epochs": 10})
     path = tmp_path / "search.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path, f"sqlite:///{tmp_path / 'runs' / 'tiny' / 'study.db'}"

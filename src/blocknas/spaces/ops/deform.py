@@ -12,7 +12,6 @@ import math
 
 import torch
 from torch import nn
-from torchvision.ops import deform_conv2d
 
 from blocknas.spaces.layers import fold_bn, same_padding
 from blocknas.spaces.ops.base import OPS, Op, OpArgs
@@ -40,6 +39,10 @@ class DeformConv(Op):
         self.bn: nn.Module = nn.BatchNorm2d(args.out_ch) if args.norm else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # imported here, not with the module: torchvision takes about a second to import, which
+        # every blocknas process (each CLI command, each Ray worker) paid for this one op
+        from torchvision.ops import deform_conv2d
+
         y = deform_conv2d(
             x,
             self.offset(x),
