@@ -149,7 +149,12 @@ def test_profile_interrupted_by_ctrl_c_says_how_to_resume_and_resumes(tmp_path: 
     out = tmp_path / "lat.json"
     args = [sys.executable, "-m", "blocknas.cli", "profile", str(space)]
     args += ["--samples", "10", "--holdout", "2", "-o", str(out)]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # as from a terminal: SIGINT handled by default (a process started from one that ignores
+    # it, such as a test runner after some library set SIG_IGN, would inherit the ignoring)
+    proc = subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not (out.exists() and len(read(out).samples) >= 2):
         time.sleep(0.2)
