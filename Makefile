@@ -52,7 +52,7 @@ docker-compose:
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends docker-compose; }
 
 pytest: $(STAMP) chromium postgresql docker-compose
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=30
 
 bench: $(STAMP)
 	$(PY) bench/bench_blocks.py

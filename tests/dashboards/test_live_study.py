@@ -12,6 +12,7 @@ import pandas as pd
 from blocknas import load_results, pareto_front
 from blocknas.dashboards import data
 from blocknas.dashboards.live import LiveStudy
+from blocknas.dashboards.server import tick_only
 from blocknas.search.study import RECORD_ATTR, storage_for
 from blocknas.search.synthetic import synthetic_study
 
@@ -98,3 +99,11 @@ def test_a_study_of_three_objectives_opens_in_3d(frames: list) -> None:
     df.attrs = df.attrs | {"objectives": [*df.attrs["objectives"], ("params", "minimize")]}
     z = {c.id: c.value for c in _front_controls(df) if getattr(c, "id", None) in ("x", "z")}
     assert z == {"x": "macs", "z": "params"}
+
+
+def test_a_change_that_arrives_with_a_refresh_tick_is_not_skipped() -> None:
+    assert tick_only({"tick.n_intervals": "tick"})
+    # Dash names the tick first when both arrive in one call: the slider must still redraw
+    both = {"tick.n_intervals": "tick", '{"budget":"macs"}.value': {"budget": "macs"}}
+    assert not tick_only(both)
+    assert not tick_only({})  # the first call on load draws

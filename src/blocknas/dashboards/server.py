@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hmac
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -51,6 +51,14 @@ def _guard(server: Any, token: str) -> None:
         return response
 
 
+def tick_only(triggered: Iterable[str]) -> bool:
+    """Whether the refresh tick alone triggered a call (``triggered``: Dash's
+    ``ctx.triggered_prop_ids``). Dash sends a tick and a user's change that arrive together
+    in one call, naming the tick first in ``triggered_id``; a check on that alone dropped the
+    user's change (a slider moved during a refresh)."""
+    return set(triggered) == {"tick.n_intervals"}
+
+
 def _front_callback(app: Any, studies: Studies) -> None:
     dash = require_dash()
     Input, Output, State = dash.Input, dash.Output, dash.State
@@ -87,7 +95,7 @@ def _front_callback(app: Any, studies: Studies) -> None:
         key = parse_qs(search.lstrip("?"))["study"][0]
         live = studies.live(key)
         df = live.frame()
-        if dash.ctx.triggered_id == "tick" and seen == live.version:
+        if tick_only(dash.ctx.triggered_prop_ids) and seen == live.version:
             raise dash.exceptions.PreventUpdate  # nothing new: the figure stays as it is
         # a slider left at its top (the search's budget) tightens nothing
         budgets = {
@@ -156,7 +164,7 @@ def create_app(
     )
     def page(path: str, search: str, _tick: int, shown: str | None) -> Any:
         where = f"{path}{search}"
-        if dash.ctx.triggered_id == "tick" and path not in LIVE_PAGES and shown == where:
+        if tick_only(dash.ctx.triggered_prop_ids) and path not in LIVE_PAGES and shown == where:
             # a page with controls refreshes its figure in place; but a tick during a slow
             # first render supersedes that render in the browser, so it must render too
             raise dash.exceptions.PreventUpdate
