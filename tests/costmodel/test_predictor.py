@@ -105,9 +105,11 @@ def test_parts_timed_in_the_running_network_add_up_to_it(profiled: Any) -> None:
     _, predictor = profiled
     trained = [s for s in predictor.samples if s.role == "train"]
     assert trained
-    for s in trained:
-        total = sum(ms for _, ms in s.parts)
-        assert 0.5 * s.latency_ms[0] < total < 1.5 * s.latency_ms[0], (total, s.latency_ms)
+    # each spec's parts sum to about its whole latency: the median over the specs, as one
+    # spec of half a millisecond can be timed while another process takes the core
+    ratios = sorted(sum(ms for _, ms in s.parts) / s.latency_ms[0] for s in trained)
+    assert 0.75 < ratios[len(ratios) // 2] < 1.33, ratios
+    assert ratios[0] > 0.3 and ratios[-1] < 3, ratios  # no part missing, none counted twice
 
 
 def test_an_interrupted_profile_resumes_and_a_later_one_extends(tmp_path: Path) -> None:
