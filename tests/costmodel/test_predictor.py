@@ -3,6 +3,7 @@ features, files that say where they were measured and refuse anything else."""
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ from blocknas import ArchSpec
 from blocknas.costmodel import breakdown
 from blocknas.costmodel.features import entry, part_features, spec_parts
 from blocknas.costmodel.predictor import LatencyPredictor, Target
-from blocknas.costmodel.profiling import profile, read, time_parts, write
+from blocknas.costmodel.profiling import NOISY, profile, read, report_table, time_parts, write
 from blocknas.costmodel.trees import Forest
 from blocknas.spaces.schema import SearchSpace
 
@@ -234,3 +235,15 @@ def test_a_cuda_predictor_times_parts_with_events_and_holds_only_there(tmp_path:
     assert predictor.predict(never_profiled(predictor)) > 0
     with pytest.raises(ValueError, match="device 'cuda', not 'cpu'"):
         predictor.check(Target.here("cpu", 1, 1), "gpu.json")
+
+
+def test_a_report_from_a_noisy_clock_says_so(profiled: Any) -> None:
+    _, predictor = profiled
+    assert predictor.report is not None
+    quiet = copy.deepcopy(predictor.report)
+    quiet["remeasured"]["median_error"] = NOISY / 2
+    assert "warning" not in report_table(quiet)
+    noisy = copy.deepcopy(predictor.report)
+    noisy["remeasured"]["median_error"] = 0.22
+    last = report_table(noisy).splitlines()[-1]
+    assert last.startswith("warning: the same networks measured twice differ by 22.0%")

@@ -35,6 +35,9 @@ from blocknas.spaces.schema import SearchSpace
 Progress = Callable[[int, int], None]
 #: held-out specs are drawn from seeds this far above the training ones
 HOLDOUT_SEED_OFFSET = 1_000_003
+#: re-measurement noise (median) above which a profile's report warns that the clock is too
+#: noisy to judge the predictor (an idle 2-core VM measured 2-3 %; a busy one over 20 %)
+NOISY = 0.05
 #: the most a predictor file may hold (its trees: ~0.5 MB, each profiled spec: ~3 kB)
 PREDICTOR_LIMIT = 100 * MB
 
@@ -256,4 +259,11 @@ def report_table(report: dict[str, Any]) -> str:
     for label, fmt, key in rows:
         p, r = report["predictor"][key], report["remeasured"][key]
         lines.append(f"{label:<14}{fmt.format(p):>12}{fmt.format(r):>14}")
+    noise = report["remeasured"]["median_error"]
+    if noise > NOISY:
+        lines.append(
+            f"warning: the same networks measured twice differ by {noise:.1%} (median), more "
+            f"than {NOISY:.0%}: this machine's clock cannot judge ±10%. Profile again on an "
+            "idle machine (no other jobs, no shared cores) before budgeting on it"
+        )
     return "\n".join(lines)
