@@ -83,3 +83,26 @@ def test_interrupted_trials_name_their_retry(tmp_path: Path) -> None:
     assert failure_reasons(df) == []
     assert "2 interrupted and queued again" in accounting(s)
     assert Tally(study).update()["failed"] == 0 and Tally(study).update()["done"] == 2
+
+
+def test_a_driver_taken_over_leaves_its_trials_to_the_new_one(tmp_path: Path) -> None:
+    """A driver that lost its lease (suspended past the stale time, say) records nothing more:
+    the driver that took over queued its running trials again, once."""
+    d = Driver(_config(tmp_path, "over"), tmp_path)
+    lost: list[bool] = []
+    d.searcher.superseded = lambda: bool(lost)
+    d.searcher.stopping = lambda: "another driver took study 'over' over" if lost else None
+    first, spec = d.next()
+    second, spec2 = d.next()
+    assert recover_interrupted(d.study) == 2  # what the new driver does when it takes over
+    queued = len(d.study.get_trials(states=(optuna.trial.TrialState.WAITING,)))
+    lost.append(True)
+    d.searcher.on_trial_complete(first, {"epoch": 2, "accuracy": 0.5} | _costs(spec))
+    # a result that arrives before this driver's heartbeat noticed: the trial is finished
+    lost.clear()
+    d.searcher.on_trial_complete(second, {"final": True, "accuracy": 0.9} | _costs(spec2))
+    trials = d.study.get_trials(deepcopy=False)
+    assert len(d.study.get_trials(states=(optuna.trial.TrialState.WAITING,))) == queued == 2
+    assert not d.searcher.running and not d.searcher.records
+    df = load_results(f"sqlite:///{tmp_path / 'runs' / 'over' / 'study.db'}", "over")
+    assert list(df.state[:2]) == ["interrupted", "interrupted"] and len(trials) == 4

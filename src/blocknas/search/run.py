@@ -172,6 +172,7 @@ def _train(
         return f"{stop.name} received" if stop else None
 
     searcher = _searcher(config, study, wanted, run_dir, scheduler, echo, stopping)
+    searcher.superseded = lease.lost.is_set  # its trials are then the new driver's to record
     log = run_dir / "ray.log"
     # the stop handlers go in after ray.init, which sets its own for SIGTERM (and whose native
     # logging aborts the process on one)

@@ -53,6 +53,7 @@ class StudySearcher(Searcher):
         stopped_at: Callable[[str], int | None] = lambda _trial_id: None,
         on_finish: Callable[[optuna.trial.FrozenTrial, int], None] | None = None,
         stopping: Callable[[], str | None] = lambda: None,
+        superseded: Callable[[], bool] = lambda: False,
     ) -> None:
         super().__init__()  # no metric: error reports lack accuracy, and Tune checks it
         self.study, self.config, self.trials = study, config, trials
@@ -62,6 +63,7 @@ class StudySearcher(Searcher):
         self.stopped_at = stopped_at
         self.on_finish = on_finish
         self.stopping = stopping  # why the whole search is stopping (a signal), or None
+        self.superseded = superseded  # whether another driver has taken the study over
         self.launched = finished_launched(study)  # includes trials of earlier (resumed) runs
         self.running: dict[str, optuna.Trial] = {}
         self.curves: dict[str, dict[int, float]] = {}  # trial id -> epoch -> val accuracy
@@ -147,10 +149,26 @@ class StudySearcher(Searcher):
         self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
     ) -> None:
         trial = self.running.pop(trial_id, None)
+        curve = self.curves.pop(trial_id, {})
         if trial is None:
             return
-        result = result or {}
-        curve = self.curves.pop(trial_id, {})
+        # a driver that took the study over queued the trial again: it is that driver's now
+        try:
+            if not self.superseded():
+                self._finish(trial, trial_id, result or {}, error, curve)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            pass  # taken over before this driver's next heartbeat noticed
+        self.records.pop(trial.number, None)
+
+    def _finish(
+        self,
+        trial: optuna.Trial,
+        trial_id: str,
+        result: dict[str, Any],
+        error: bool,
+        curve: dict[int, float],
+    ) -> None:
+        """Record a trial Tune reported finished: interrupted, failed, pruned or trained."""
         attrs: dict[str, Any] = {
             "epochs": int(result.get("epoch", 0) or 0),
             "curve": [curve[e] for e in sorted(curve)],
@@ -247,11 +265,15 @@ class StudySearcher(Searcher):
     def __getstate__(self) -> dict[str, Any]:
         """Tune pickles its config, this searcher included, into the experiment folder (for
         ``Tuner.restore``, which blocknas does not use): the live stop check stays out."""
-        return self.__dict__ | {"stopping": _not_stopping}
+        return self.__dict__ | {"stopping": _not_stopping, "superseded": _never}
 
 
 def _not_stopping() -> str | None:
     return None
+
+
+def _never() -> bool:
+    return False
 
 
 class StandIns:
