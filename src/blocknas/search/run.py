@@ -171,8 +171,9 @@ def _train(
             return f"another driver took study {config.name!r} over"
         return f"{stop.name} received" if stop else None
 
-    searcher = _searcher(config, study, wanted, run_dir, scheduler, echo, stopping)
-    searcher.superseded = lease.lost.is_set  # its trials are then the new driver's to record
+    searcher = _searcher(
+        config, study, wanted, run_dir, scheduler, echo, stopping, lease.lost.is_set
+    )
     log = run_dir / "ray.log"
     # the stop handlers go in after ray.init, which sets its own for SIGTERM (and whose native
     # logging aborts the process on one)
@@ -306,8 +307,11 @@ def _searcher(
     scheduler: ParetoStoppingScheduler | None,
     echo: Echo,
     stopping: Callable[[], str | None],
+    superseded: Callable[[], bool],
 ) -> StudySearcher:
-    """The searcher, printing a line per finished trial and a progress line every few seconds."""
+    """The searcher, printing a line per finished trial and a progress line every few seconds;
+    ``superseded``: whether another driver took the study over (its trials are then that
+    driver's to record)."""
     from blocknas.search.costs import Coster
     from blocknas.search.searcher import StudySearcher
 
@@ -333,6 +337,7 @@ def _searcher(
         stopped_at=scheduler.stopped.get if scheduler else (lambda _t: None),
         on_finish=finished,
         stopping=stopping,
+        superseded=superseded,
     )
 
 
