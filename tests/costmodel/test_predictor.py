@@ -17,6 +17,7 @@ import torch
 from blocknas import ArchSpec
 from blocknas.costmodel import breakdown
 from blocknas.costmodel.features import entry, part_features, spec_parts
+from blocknas.costmodel.linear import Linear
 from blocknas.costmodel.predictor import LatencyPredictor, Target
 from blocknas.costmodel.profiling import NOISY, profile, read, report_table, time_parts, write
 from blocknas.costmodel.trees import Forest
@@ -159,8 +160,8 @@ def test_another_setting_is_refused_in_one_line(profiled: Any) -> None:
     [
         ("{not json", r"not a latency predictor \(invalid JSON"),
         ('{"version": 2, "entries": {}}', "version-2 latency table"),
-        ('{"version": 9}', r"not a version-3 latency predictor \(version=9\)"),
-        ("[1, 2]", "not a version-3 latency predictor"),
+        ('{"version": 9}', r"not a version-4 latency predictor \(version=9\)"),
+        ("[1, 2]", "not a version-4 latency predictor"),
         ('{"version": 3, "target": {"device": "cpu"}}', "a damaged latency predictor"),
     ],
 )
@@ -185,6 +186,44 @@ def test_damaged_trees_and_truncated_files_are_refused(profiled: Any, tmp_path: 
         read(bad)
     write(read(path), bad)  # written whole again, atomically
     assert read(bad).to_dict() == read(path).to_dict()
+
+
+def test_a_file_from_the_previous_version_is_refitted_from_its_samples(
+    profiled: Any, tmp_path: Path
+) -> None:
+    path, predictor = profiled
+    data = json.loads(path.read_text())
+    data["version"] = 3  # trees without the linear model
+    del data["model"]["linear"]
+    old = tmp_path / "v3.json"
+    old.write_text(json.dumps(data))
+    loaded = read(old)
+    assert loaded.model is None and len(loaded.samples) == len(predictor.samples)
+    with pytest.raises(ValueError, match="older blocknas fitted it"):
+        loaded.predict(predictor.samples[0].spec)
+    steps: list[int] = []
+    refitted = profile(
+        space(), old, predictor.target, samples=12, holdout=3,
+        progress=lambda d, _t: steps.append(d),
+    )  # fmt: skip
+    assert not steps and refitted.model is not None  # nothing measured again
+    spec = never_profiled(predictor)
+    assert refitted.predict(spec) == pytest.approx(predictor.predict(spec), rel=1e-9)
+
+
+def test_the_linear_model_extrapolates_beyond_the_profiled_sizes() -> None:
+    # parts costing 0.02 ms per unit and 1 ns per dense MAC, profiled up to 4 units and 4 MMACs
+    def row(units: int, macs: float) -> dict[str, float]:
+        return {"units": math.log1p(units), "macs:dense": math.log1p(macs), "in:1": 8.0}
+
+    rows = [row(u, m) for u in (1, 2, 4) for m in (1e5, 1e6, 4e6)]
+    ms = np.array([0.02 * u + 1e-6 * m for u in (1, 2, 4) for m in (1e5, 1e6, 4e6)])
+    linear = Linear.fit(rows, ms)
+    assert np.all(linear.weights >= 0)
+    big = linear.predict([row(8, 16e6)])[0]  # twice and four times anything profiled
+    assert big == pytest.approx(0.02 * 8 + 16.0, rel=1e-3)
+    again = Linear.from_dict(json.loads(json.dumps(linear.to_dict())))
+    np.testing.assert_array_equal(again.predict(rows), linear.predict(rows))
 
 
 def test_forest_predicts_exactly_what_scikit_learn_fitted() -> None:

@@ -4,10 +4,12 @@ never timed, and a calibration from the sum of parts to whole-network latency.
 The predictor is fitted from profiled specs (:mod:`blocknas.costmodel.profiling`):
 
 1. each **training** spec's parts, timed inside the running network (so each part sees the cache
-   state it has in a real forward), give rows ``features → log(ms)``; gradient-boosted trees over
-   :func:`~blocknas.costmodel.features.spec_features` predict a part from what it runs, so a
-   block, op or shape never profiled is still predicted. A part that was profiled uses the median
-   of its observed times instead.
+   state it has in a real forward), give rows ``features → ms``. A linear cost model
+   (:mod:`~blocknas.costmodel.linear`: time per unit, per MAC of each kind, per element moved)
+   predicts a part from what it runs, so a block, op or shape never profiled, larger ones
+   included, is still predicted; gradient-boosted trees over
+   :func:`~blocknas.costmodel.features.spec_features` correct its log-residual. A part that was
+   profiled uses the median of its observed times instead.
 2. the sum of a spec's parts is mapped to its whole-network latency (as ``measure_latency``
    measures it: deploy form, no hooks) by ``log(ms) = c0 + c1·log(Σ parts)``, fitted on
    *out-of-fold* sums (each spec predicted by a model that never saw it), so the calibration also
@@ -31,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from blocknas.costmodel.features import Features, entry, spec_features, spec_parts
+from blocknas.costmodel.linear import Linear
 from blocknas.costmodel.trees import Forest
 from blocknas.spaces import ArchSpec
 
@@ -88,9 +91,11 @@ class Sample:
 
 @dataclass
 class Model:
-    """The fitted predictor: observed part times, trees for the rest, and the calibration."""
+    """The fitted predictor: observed part times, the linear model and its trees for the rest,
+    and the calibration."""
 
     vocab: list[str]
+    linear: Linear
     forest: Forest
     calibration: tuple[float, float]
     observed: dict[str, float]
@@ -111,8 +116,9 @@ class Model:
         todo = [i for i, v in enumerate(known) if v is None]
         if todo:
             rows = spec_features(spec, self.batch)
-            x = self.matrix([rows[i] for i in todo])
-            for i, v in zip(todo, np.exp(self.forest.predict(x)), strict=True):
+            new = [rows[i] for i in todo]
+            ms = self.linear.predict(new) * np.exp(self.forest.predict(self.matrix(new)))
+            for i, v in zip(todo, ms, strict=True):
                 known[i] = float(v)
         return [float(v) for v in known if v is not None]
 
@@ -124,6 +130,7 @@ class Model:
     def to_dict(self) -> dict[str, Any]:
         return {
             "vocab": self.vocab,
+            "linear": self.linear.to_dict(),
             "forest": self.forest.to_dict(),
             "calibration": list(self.calibration),
             "observed": self.observed,
@@ -133,7 +140,14 @@ class Model:
     def from_dict(cls, data: dict[str, Any], batch: int) -> Model:
         c0, c1 = (float(c) for c in data["calibration"])
         observed = {str(k): float(v) for k, v in data["observed"].items()}
-        return cls(list(data["vocab"]), Forest.from_dict(data["forest"]), (c0, c1), observed, batch)
+        return cls(
+            list(data["vocab"]),
+            Linear.from_dict(data["linear"]),
+            Forest.from_dict(data["forest"]),
+            (c0, c1),
+            observed,
+            batch,
+        )
 
 
 def _matrix(index: dict[str, int], rows: Sequence[Features]) -> np.ndarray:
@@ -150,29 +164,32 @@ def _matrix(index: dict[str, int], rows: Sequence[Features]) -> np.ndarray:
 def _rows(
     samples: Sequence[Sample], batch: int, skip: set[str]
 ) -> tuple[list[Features], list[float], dict[str, list[float]]]:
-    """Features and log-times of the samples' parts (entries in ``skip`` left out), and the
+    """Features and times (ms) of the samples' parts (entries in ``skip`` left out), and the
     observed times by entry."""
     feats: list[Features] = []
-    logs: list[float] = []
+    times: list[float] = []
     seen: dict[str, list[float]] = {}
     for s in samples:
         for row, (key, ms) in zip(spec_features(s.spec, batch), s.parts, strict=True):
             if key in skip:
                 continue
             feats.append(row)
-            logs.append(math.log(ms))
+            times.append(ms)
             seen.setdefault(key, []).append(ms)
-    return feats, logs, seen
+    return feats, times, seen
 
 
 def _fit_parts(samples: Sequence[Sample], batch: int, skip: set[str], seed: int) -> Model:
-    """Trees and observed times from ``samples``' parts, with an identity calibration."""
-    feats, logs, seen = _rows(samples, batch, skip)
+    """The linear model, its trees and observed times from ``samples``' parts, with an identity
+    calibration."""
+    feats, times, seen = _rows(samples, batch, skip)
+    ms = np.asarray(times)
+    linear = Linear.fit(feats, ms)
     vocab = sorted({name for row in feats for name in row})
     x = _matrix({name: i for i, name in enumerate(vocab)}, feats)
-    forest = Forest.fit(x, np.asarray(logs), seed=seed)
+    forest = Forest.fit(x, np.log(ms) - np.log(linear.predict(feats)), seed=seed)
     observed = {k: statistics.median(v) for k, v in seen.items()}
-    return Model(vocab, forest, (0.0, 1.0), observed, batch)
+    return Model(vocab, linear, forest, (0.0, 1.0), observed, batch)
 
 
 def fit(
@@ -206,8 +223,10 @@ def fit(
     return model
 
 
-#: the predictor file format; version 2 was the exact-match latency table
-VERSION = 3
+#: the predictor file format; version 2 was the exact-match latency table, version 3 had trees
+#: without the linear model: its samples are read and its model is fitted again
+VERSION = 4
+REFIT_VERSIONS = (3,)
 
 
 @dataclass
@@ -242,8 +261,8 @@ class LatencyPredictor:
         """Predicted whole-network latency (ms) of ``spec``'s deploy form on the target."""
         if self.model is None:
             raise ValueError(
-                "this latency predictor has no model yet (its profiling was interrupted): "
-                "run `blocknas profile` again to finish it"
+                "this latency predictor has no model yet (its profiling was interrupted, or an "
+                "older blocknas fitted it): run `blocknas profile` again to fit it"
             )
         return self.model.predict(spec)
 
@@ -285,8 +304,10 @@ class LatencyPredictor:
                 "a version-2 latency table (exact-match parts, superseded by the predictor): "
                 "run `blocknas profile` to measure a predictor in its place"
             )
-        if version != VERSION or not isinstance(data, dict):
+        if version not in (VERSION, *REFIT_VERSIONS) or not isinstance(data, dict):
             raise ValueError(f"not a version-{VERSION} latency predictor (version={version!r})")
+        if version in REFIT_VERSIONS:  # its samples hold; the model and report are refitted
+            data = {**data, "model": None, "report": None}
         try:
             target = Target(**data["target"])
             samples = [
