@@ -67,13 +67,14 @@ class Linear:
         return model
 
     def matrix(self, rows: Sequence[Features]) -> np.ndarray:
+        """The rows' counts over the model's names (a count it lacks is left out)."""
         x = np.zeros((len(rows), len(self.names)))
         for i, row in enumerate(rows):
-            for name, value in counts(row).items():
+            for name, value in row.items():
                 j = self._index.get(name)
                 if j is not None:
                     x[i, j] = value
-        return x
+        return np.expm1(x)
 
     def predict(self, rows: Sequence[Features]) -> np.ndarray:
         """Each row's predicted time (ms), at least :data:`FLOOR_MS`."""

@@ -179,7 +179,7 @@ def _rows(
     return feats, times, seen
 
 
-def _fit_parts(samples: Sequence[Sample], batch: int, skip: set[str], seed: int) -> Model:
+def fit_parts(samples: Sequence[Sample], batch: int, skip: set[str], seed: int) -> Model:
     """The linear model, its trees and observed times from ``samples``' parts, with an identity
     calibration."""
     feats, times, seen = _rows(samples, batch, skip)
@@ -212,13 +212,13 @@ def fit(
     sums = np.zeros(len(train))
     for k in range(FOLDS):
         held = set(order[k::FOLDS].tolist())
-        part = _fit_parts([s for i, s in enumerate(train) if i not in held], batch, skip, seed)
+        part = fit_parts([s for i, s in enumerate(train) if i not in held], batch, skip, seed)
         for i in held:
             sums[i] = sum(part.parts_ms(train[i].spec))
     whole = np.array([s.latency_ms[0] for s in train])
     design = np.vstack([np.ones(len(train)), np.log(sums)]).T
     c0, c1 = np.linalg.lstsq(design, np.log(whole), rcond=None)[0]
-    model = _fit_parts(train, batch, skip, seed)
+    model = fit_parts(train, batch, skip, seed)
     model.calibration = (float(c0), float(c1))
     return model
 
