@@ -146,12 +146,18 @@ def part_features(part: NetworkPart, shape: tuple[int, ...]) -> Features:
     return features
 
 
-def spec_features(spec: ArchSpec, batch: int = 1) -> list[Features]:
+def spec_features(
+    spec: ArchSpec,
+    batch: int = 1,
+    parts_in: list[tuple[NetworkPart, tuple[int, ...]]] | None = None,
+) -> list[Features]:
     """Each part's features with its place in the network: its position, and the whole
     network's parameters, MACs and activations. A part's time depends a little on what runs
     around it (whose weights and activations share the cache); on held-out specs these raised
-    the share predicted within ±10 %."""
-    parts = [part_features(p, s) for p, s in spec_parts(spec, batch)]
+    the share predicted within ±10 %. ``parts_in``: the spec's :func:`spec_parts` at ``batch``
+    when the caller has them (a prediction then walks the spec once less)."""
+    walked = spec_parts(spec, batch) if parts_in is None else parts_in
+    parts = [part_features(p, s) for p, s in walked]
     _, deploy = count(spec)
     around = {
         "net:params": math.log1p(deploy.params),

@@ -115,7 +115,7 @@ class Model:
         known = [self.observed.get(entry(p, s)) for p, s in ps]
         todo = [i for i, v in enumerate(known) if v is None]
         if todo:
-            rows = spec_features(spec, self.batch)
+            rows = spec_features(spec, self.batch, ps)
             new = [rows[i] for i in todo]
             ms = self.linear.predict(new) * np.exp(self.forest.predict(self.matrix(new)))
             for i, v in zip(todo, ms, strict=True):
