@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import statistics
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -86,11 +87,18 @@ def test_profile_writes_a_fitted_predictor_with_its_report(profiled: Any) -> Non
     assert report is not None and report["holdout_specs"] == 3 and report["train_specs"] == 12
     for column in ("predictor", "remeasured"):
         assert 0 <= report[column]["within_10pct"] <= 1 and report[column]["median_error"] >= 0
-    # the held-out specs' parts were never used: not observed, whatever the training specs hold
+    # the report's model never used a held-out spec's part, whatever the training specs hold;
+    # the model a search uses observed every part the training specs timed (shared ones too)
     held = {
         entry(p, s) for h in again.samples if h.role == "holdout" for p, s in spec_parts(h.spec)
     }
-    assert not held & set(again.model.observed)
+    judged = again.held_out_model()
+    assert not held & set(judged.observed)
+    timed = {key for s in again.samples for key, _ in s.parts}
+    assert set(again.model.observed) == timed and held & timed  # the small space shares stems
+    held_out = [h for h in again.samples if h.role == "holdout"]
+    errors = [abs(judged.predict(h.spec) / h.latency_ms[1] - 1) for h in held_out]
+    assert report["predictor"]["median_error"] == pytest.approx(statistics.median(errors))
 
 
 def test_a_spec_never_profiled_is_predicted_the_same_after_loading(profiled: Any) -> None:
