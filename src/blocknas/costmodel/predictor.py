@@ -20,9 +20,9 @@ The predictor is fitted from profiled specs (:mod:`blocknas.costmodel.profiling`
    is predicted from other kinds of parts there; the model a search uses is then fitted on every
    training part, as a search's specs share the profiled ones' stems, heads and many blocks.
 
-A prediction is a dictionary lookup per part and one pass of numpy over the trees; it measures
-nothing. A predictor is only valid where it was measured: :meth:`LatencyPredictor.check` refuses
-another device, thread count, batch size or torch version.
+A prediction is a dictionary lookup per part, a dot product and one pass of numpy over the
+trees; it measures nothing. A predictor is only valid where it was measured:
+:meth:`LatencyPredictor.check` refuses another device, thread count, batch size or torch version.
 """
 
 from __future__ import annotations
