@@ -5,8 +5,8 @@ Trees alone cannot extrapolate: a part wider, or on a larger feature map, than a
 is predicted as the largest one seen. A sum of costs per thing run scales with the part, so the
 predictor fits this first and lets trees correct its log-residual (cache effects, kernels that
 run faster per MAC at some shapes). On 300 profiled specs of ``examples/cifar10.yaml`` (parts of
-one fifth of the specs held out in turn) this cut the error on parts never profiled from 11.4 %
-to 9.1 % at the median, with each spec's common slowdown taken out.
+one fifth of the specs held out in turn) this cut the error on parts never profiled from 12.1 %
+to 9.5 % at the median, with each spec's common slowdown taken out.
 """
 
 from __future__ import annotations
