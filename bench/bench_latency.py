@@ -8,8 +8,8 @@ measurement against the second. On a machine whose speed moves from one second t
 shared VM), those numbers are mostly the clock's; the part error beside them is not: the training
 specs' parts, one fifth of the specs at a time predicted by a model of the others (none of their
 parts profiled), each spec's common factor taken out (a slow second slows all of its parts). It
-also times one prediction (parts' features memoised, as in a
-search that already counted the spec's MACs, and cold). Run:
+also times one prediction (parts' features memoised, as in a search that already counted the
+spec's MACs, and cold). Run:
 ``.venv/bin/python bench/bench_latency.py [--space examples/cifar10.yaml] [--repeats 3]``.
 """
 
