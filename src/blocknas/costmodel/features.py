@@ -21,8 +21,10 @@ from __future__ import annotations
 import json
 import math
 from collections import OrderedDict
+from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
@@ -166,6 +168,17 @@ def spec_features(
         "net:parts": float(len(parts)),
     }
     return [f | around | {"pos": i / len(parts)} for i, f in enumerate(parts)]
+
+
+def matrix(index: dict[str, int], rows: Sequence[Features]) -> np.ndarray:
+    """Rows of features as a matrix over ``index``'s names (a name it lacks is left out)."""
+    x = np.zeros((len(rows), len(index)))
+    for i, row in enumerate(rows):
+        for name, value in row.items():
+            j = index.get(name)
+            if j is not None:
+                x[i, j] = value
+    return x
 
 
 def clear_cache() -> None:

@@ -11,25 +11,19 @@ to 9.5 % at the median, with each spec's common slowdown taken out.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from blocknas.costmodel.features import Features
+from blocknas.costmodel.features import Features, matrix
 
 #: the features that add up over a part's units (stored as log1p of a count): the model's terms.
 #: Shapes, places in the network and whole-network totals are left to the trees.
 ADDITIVE = ("units", "n:", "macs:", "weights:", "elems_in", "elems_out", "calls", "elems:")
 #: the least a part is predicted to take (ms): a log is taken of it
 FLOOR_MS = 1e-4
-
-
-def counts(row: Features) -> dict[str, float]:
-    """The additive features of a row as plain counts."""
-    return {k: math.expm1(v) for k, v in row.items() if k.startswith(ADDITIVE)}
 
 
 @dataclass
@@ -49,6 +43,7 @@ class Linear:
         """Non-negative least squares of the *relative* error (a 0.05 ms part matters as much
         as a 5 ms one), the columns scaled to [0, 1] so that the solver is well conditioned.
 
+        >>> import math
         >>> def row(n): return {"units": math.log1p(n), "macs:dense": math.log1p(1000 * n)}
         >>> ms = np.array([0.2 + 0.1 * n for n in (1, 2, 4)])
         >>> m = Linear.fit([row(n) for n in (1, 2, 4)], ms)
@@ -57,7 +52,7 @@ class Linear:
         """
         from scipy.optimize import nnls
 
-        names = sorted({k for row in rows for k in counts(row)})
+        names = sorted({k for row in rows for k in row if k.startswith(ADDITIVE)})
         model = cls(names, np.zeros(len(names)), 0.0)
         x = model.matrix(rows)
         scale = np.maximum(x.max(axis=0, initial=0.0), 1e-12)
@@ -68,13 +63,7 @@ class Linear:
 
     def matrix(self, rows: Sequence[Features]) -> np.ndarray:
         """The rows' counts over the model's names (a count it lacks is left out)."""
-        x = np.zeros((len(rows), len(self.names)))
-        for i, row in enumerate(rows):
-            for name, value in row.items():
-                j = self._index.get(name)
-                if j is not None:
-                    x[i, j] = value
-        return np.expm1(x)
+        return np.expm1(matrix(self._index, rows))
 
     def predict(self, rows: Sequence[Features]) -> np.ndarray:
         """Each row's predicted time (ms), at least :data:`FLOOR_MS`."""

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from blocknas.costmodel.features import Features, entry, spec_features, spec_parts
+from blocknas.costmodel.features import Features, entry, matrix, spec_features, spec_parts
 from blocknas.costmodel.linear import Linear
 from blocknas.costmodel.trees import Forest
 from blocknas.spaces import ArchSpec
@@ -110,7 +110,7 @@ class Model:
             raise ValueError("the trees use more features than the file names")
 
     def matrix(self, rows: Sequence[Features]) -> np.ndarray:
-        return _matrix(self._index, rows)
+        return matrix(self._index, rows)
 
     def parts_ms(self, spec: ArchSpec) -> list[float]:
         """Each part's predicted time in the running network (ms), in forward order."""
@@ -153,17 +153,6 @@ class Model:
         )
 
 
-def _matrix(index: dict[str, int], rows: Sequence[Features]) -> np.ndarray:
-    """Rows of features as a matrix over ``index``'s names (a name it lacks is left out)."""
-    x = np.zeros((len(rows), len(index)))
-    for i, row in enumerate(rows):
-        for name, value in row.items():
-            j = index.get(name)
-            if j is not None:
-                x[i, j] = value
-    return x
-
-
 def _rows(
     samples: Sequence[Sample], batch: int, skip: set[str]
 ) -> tuple[list[Features], list[float], dict[str, list[float]]]:
@@ -189,7 +178,7 @@ def fit_parts(samples: Sequence[Sample], batch: int, skip: set[str], seed: int) 
     ms = np.asarray(times)
     linear = Linear.fit(feats, ms)
     vocab = sorted({name for row in feats for name in row})
-    x = _matrix({name: i for i, name in enumerate(vocab)}, feats)
+    x = matrix({name: i for i, name in enumerate(vocab)}, feats)
     forest = Forest.fit(x, np.log(ms) - np.log(linear.predict(feats)), seed=seed)
     observed = {k: statistics.median(v) for k, v in seen.items()}
     return Model(vocab, linear, forest, (0.0, 1.0), observed, batch)
