@@ -9,13 +9,14 @@ from pathlib import Path
 import optuna
 import pandas as pd
 import pytest
+import sqlalchemy
 
 from blocknas import load_results, pareto_front
 from blocknas.dashboards.live import LiveStudy
 from blocknas.dashboards.report import write_report
 from blocknas.search.config import SearchConfig
 from blocknas.search.run import run_search
-from blocknas.search.study import storage_for
+from blocknas.search.study import expand_url, storage_for
 from blocknas.search.synthetic import synthetic_study
 from tests.cli import search_cli
 from tests.postgres import PASSWORD_ENV, Server, free_port
@@ -69,6 +70,21 @@ def test_two_studies_write_one_database_at_once(postgres: Server) -> None:
     for name in ("s0", "s1"):
         df = load_results(url, name)
         assert len(df) == 60 and df.number.tolist() == list(range(60))
+
+
+def test_a_reader_waits_while_a_search_creates_the_tables(postgres: Server) -> None:
+    url = postgres.create_database("creating")
+    storage_for(url)  # a search creating the tables, caught before it stamps their version:
+    engine = sqlalchemy.create_engine(expand_url(url))
+    with engine.begin() as conn:
+        conn.execute(sqlalchemy.text("DROP TABLE alembic_version"))
+    # the dashboard or `blocknas results` reading it now is told to wait, and writes nothing
+    # (it stamped the version itself, and the search's own stamp then failed in a fresh `make test`)
+    with pytest.raises(ValueError, match=r"not an Optuna study storage \(or is being created\)"):
+        load_results(url, "any")
+    with engine.connect() as conn:
+        assert not sqlalchemy.inspect(conn).has_table("alembic_version")
+    engine.dispose()
 
 
 @pytest.mark.parametrize("problem", ["closed port", "wrong password", "unset variable"])

@@ -156,11 +156,13 @@ def storage_for(url: str, *, create: bool = True) -> optuna.storages.BaseStorage
         elif path not in ("", ":memory:") and not Path(path).is_file():
             raise ValueError(f"no study storage at {path} (the search has not run, or wrong path)")
         check_sqlite(url)
-        if not create and path not in ("", ":memory:") and not _stamped(path):
-            # a search is creating it: opening it now would stamp its schema version too, and
-            # the search's own stamp would then fail (a UNIQUE constraint): wait instead
-            raise ValueError(f"{path} is not an Optuna study storage (or is being created)")
     try:
+        if not create and not _stamped(url):
+            # a search is creating it: opening it now would stamp its schema version too, and
+            # the search's own stamp would then fail (SQLite: a UNIQUE constraint; PostgreSQL:
+            # a duplicate type), or the reader's would: wait instead
+            where = shown if path is None else path
+            raise ValueError(f"{where} is not an Optuna study storage (or is being created)")
         storage = _rdb(url, create)
     except (ImportError, ModuleNotFoundError) as e:
         raise ValueError(
@@ -210,15 +212,30 @@ def check_sqlite(url: str) -> None:
         )
 
 
-def _stamped(path: str) -> bool:
-    """Whether a SQLite file holds a finished Optuna schema (its version row), read-only."""
-    import sqlite3
+def _stamped(url: str) -> bool:
+    """Whether a storage holds a finished Optuna schema (its version row), read only: a SQLite
+    file through sqlite3 (opening it with SQLAlchemy could create it), a server through one
+    connection (a table a search is still creating is not visible to it until committed)."""
+    path = sqlite_path(url)
+    if path is not None:
+        import sqlite3
 
+        if path in ("", ":memory:"):
+            return True  # a new, empty database each time: nothing else creates it
+        try:
+            with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+                return bool(conn.execute("SELECT count(*) FROM alembic_version").fetchone()[0])
+        except sqlite3.Error:
+            return False
+    engine = sqlalchemy.create_engine(url)
     try:
-        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
-            return bool(conn.execute("SELECT count(*) FROM alembic_version").fetchone()[0])
-    except sqlite3.Error:
-        return False
+        with engine.connect() as conn:
+            if not sqlalchemy.inspect(conn).has_table("alembic_version"):
+                return False
+            rows = conn.execute(sqlalchemy.text("SELECT count(*) FROM alembic_version"))
+            return bool(rows.scalar())
+    finally:
+        engine.dispose()
 
 
 def _fast_sqlite(storage: optuna.storages.RDBStorage) -> None:
