@@ -64,11 +64,13 @@ def ray_session(
     ray_environment(address)  # before the import: Ray reads RAY_AUTH_MODE once, when imported
     import ray
 
-    with output_to(log) if log else nullcontext():
+    with output_to(log) if log else nullcontext() as handler:
         if ray.is_initialized():
             yield "the Ray this process is already connected to"
             return
         with _connected(ray, address, num_cpus, num_gpus, configure_logging=log is None) as where:
+            if handler is not None:  # ray.init(configure_logging=False) cleared the "ray"
+                logging.getLogger("ray").addHandler(handler)  # logger's handlers, ours too
             yield where
 
 
@@ -100,11 +102,12 @@ def _connected(
 
 
 @contextmanager
-def output_to(log: Path) -> Iterator[None]:
+def output_to(log: Path) -> Iterator[logging.Handler]:
     """Everything Ray says, into ``log`` for the ``with`` block: its Python loggers, Python
     warnings, and whatever its native code writes to the process's stdout and stderr (file
     descriptors 1 and 2). The process's own ``sys.stdout``/``sys.stderr`` keep writing to
-    the terminal, so a search's lines still reach the user."""
+    the terminal, so a search's lines still reach the user. Yields the handler of the "ray"
+    logger, to be added again after a ``ray.init`` (which clears that logger's handlers)."""
     log.parent.mkdir(parents=True, exist_ok=True)
     stream = log.open("a", encoding="utf-8", buffering=1)
     handler = logging.StreamHandler(stream)
@@ -126,7 +129,7 @@ def output_to(log: Path) -> Iterator[None]:
                 stream.write(warnings.formatwarning(message, category, filename, lineno, line))
 
             warnings.showwarning = show
-            yield
+            yield handler
     finally:
         ray_logger.handlers, ray_logger.propagate = saved
         stream.close()
